@@ -1,0 +1,88 @@
+"""Read one benchmark file into a float64 array [T, C] (data.md, section 3)."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def read_series(path) -> np.ndarray:
+    """Return the numeric content of `path` as float64 [T, C]; the reader is chosen by extension."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file not found: {path}")
+    reader = READERS.get(path.suffix)
+    if reader is None:
+        raise ValueError(f"{path}: unsupported extension '{path.suffix}' (expected one of {', '.join(READERS)})")
+    values, column_names = reader(path)
+    check_finite(values, column_names, path)
+    return values
+
+
+def read_csv(path):
+    frame = pd.read_csv(path, encoding='utf-8')
+    if len(frame) == 0:
+        raise ValueError(f"{path}: no data rows")
+    # A string in the first column means it is the date column (OpenLTM tests data row 2).
+    probe_row = 2 if len(frame) >= 3 else 0
+    if isinstance(frame.iloc[probe_row, 0], str):
+        frame = frame.iloc[:, 1:]
+    return numeric_matrix(frame, path)
+
+
+def read_txt(path):
+    frame = pd.read_csv(path, header=None, skip_blank_lines=True, encoding='utf-8')
+    return numeric_matrix(frame, path)
+
+
+def read_npz(path):
+    with np.load(path) as archive:
+        if 'data' not in archive:
+            raise ValueError(f"{path}: no array under key 'data' (keys: {', '.join(archive.files)})")
+        array = archive['data']
+    if array.ndim == 3:
+        array = array[:, :, 0]  # feature 0 is the traffic flow
+    if array.ndim != 2:
+        raise ValueError(f"{path}: expected 'data' of shape [T, nodes, F] or [T, nodes], got {array.shape}")
+    return numeric_array(array, path)
+
+
+def read_npy(path):
+    array = np.load(path)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2:
+        raise ValueError(f"{path}: expected a 1-D or 2-D array, got shape {array.shape}")
+    return numeric_array(array, path)
+
+
+READERS = {'.csv': read_csv, '.txt': read_txt, '.npz': read_npz, '.npy': read_npy}
+
+
+def numeric_matrix(frame, path):
+    """Convert every column of `frame` to float64; a value that is not a number is an error."""
+    if frame.shape[1] == 0:
+        raise ValueError(f"{path}: no data columns")
+    columns = []
+    for name in frame.columns:
+        column = frame[name]
+        numbers = pd.to_numeric(column, errors='coerce')
+        not_numbers = numbers.isna() & column.notna()
+        if not_numbers.any():
+            row = int(np.argmax(not_numbers.to_numpy()))
+            raise ValueError(f"{path}: column '{name}' has a non-numeric value {column.iloc[row]!r} at data row {row}")
+        columns.append(numbers.to_numpy(dtype=np.float64))
+    return np.stack(columns, axis=1), list(frame.columns)
+
+
+def numeric_array(array, path):
+    if not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"{path}: array has non-numeric dtype {array.dtype}")
+    return array.astype(np.float64), list(range(array.shape[1]))
+
+
+def check_finite(values, column_names, path):
+    finite = np.isfinite(values)
+    if not finite.all():
+        row, col = np.argwhere(~finite)[0]
+        raise ValueError(f"{path}: column '{column_names[col]}' has a non-finite value ({values[row, col]}) "
+                         f"at data row {row}")

@@ -1,0 +1,56 @@
+"""Distillation: train the draft (student) on a frozen target's (teacher's) predictions (training.md section 9)."""
+import copy
+
+import torch
+from torch import nn
+
+from exp.exp_forecast import ExpForecast
+from models import build_model
+from utils.checkpoint import CheckpointMismatch, load_checkpoint
+from utils.losses import gaussian_nll
+
+TEACHER_DIMS = ("d_model", "n_heads", "d_ff", "e_layers")
+
+
+def teacher_args(args):
+    """The student's flags with the --distill_target_* sizes; never stochastic, never scaled."""
+    targs = copy.copy(args)
+    for name in TEACHER_DIMS:
+        setattr(targs, name, getattr(args, f"distill_target_{name}"))
+    targs.draft_stochastic = False
+    return targs
+
+
+def build_teacher(args, device):
+    teacher = build_model(args.distill_target_model, teacher_args(args))
+    try:
+        load_checkpoint(teacher, args.distill_target_ckpt)
+    except CheckpointMismatch as error:
+        dims = "/".join(str(getattr(args, f"distill_target_{name}")) for name in TEACHER_DIMS)
+        raise SystemExit(f"error: --distill_target_ckpt does not fit a {args.distill_target_model} of "
+                         f"--distill_target_d_model/n_heads/d_ff/e_layers {dims}: {error}") from None
+    teacher.requires_grad_(False)
+    return teacher.to(device).eval()
+
+
+class ExpDistill(ExpForecast):
+    def __init__(self, args):
+        super().__init__(args)
+        self.teacher = build_teacher(args, self.device)
+        self.noise_generator = torch.Generator(device=self.device).manual_seed(args.seed)
+
+    def _train_epoch(self, loader, optimizer, epoch):
+        self.teacher.eval()
+        return super()._train_epoch(loader, optimizer, epoch)
+
+    def _training_loss(self, x, y):
+        """The ground truth y is not used: the student fits the teacher's full next-token sequence."""
+        with torch.no_grad():
+            teacher_out = self.teacher(x)
+        output = self.model(x)
+        if not isinstance(output, tuple):
+            return nn.functional.mse_loss(self._slice(output), self._slice(teacher_out))
+        mean, logvar = output
+        noise = torch.randn(teacher_out.shape, generator=self.noise_generator, device=self.device)
+        noisy_teacher = teacher_out + self.args.draft_teacher_noise * noise
+        return gaussian_nll(self._slice(mean), self._slice(logvar), self._slice(noisy_teacher), self.args.draft_nll_var_reg)

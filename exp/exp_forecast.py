@@ -1,0 +1,266 @@
+"""Forecasting experiment: training with early stopping, validation, and the sliding-window test rollout."""
+import math
+import os
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from data_provider.data_factory import get_dataset, get_loader
+from models import build_model
+from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.distributed import all_reduce_sum, barrier, init_distributed, shutdown
+from utils.losses import gaussian_nll
+from utils.metrics import StreamingMetrics
+from utils.results import append_record, forecast_record
+from utils.component_timer import ComponentTimer
+from utils.rollout import sample_generators, sliding_rollout
+from utils.setting import make_setting
+from utils.spec_report import BREAKDOWN_FILE, SUMMARY_FILE, write_standard_breakdown, write_standard_summary
+from utils.tools import EarlyStopping, learning_rate_at, plot_forecast, set_learning_rate
+
+FORECAST_RESULT_FILE = "result_long_term_forecast.txt"
+
+
+def point_forecast(output):
+    """The mean of a stochastic (mean, logvar) output, the output itself otherwise."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+def timed(fn, device):
+    """(fn(), wall seconds), synchronising CUDA at both ends so queued kernels are counted."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    result = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return result, time.perf_counter() - start
+
+
+def select_device(args, dist_info):
+    if not torch.cuda.is_available():
+        if args.dp:
+            raise SystemExit("error: --dp needs CUDA devices (--devices); none is available")
+        return torch.device("cpu")
+    if args.dp:
+        return torch.device(f"cuda:{int(args.devices.replace(' ', '').split(',')[0])}")
+    if args.ddp:
+        return torch.device(f"cuda:{dist_info.local_rank}")
+    return torch.device(f"cuda:{args.gpu}")
+
+
+class ExpForecast:
+    def __init__(self, args):
+        self.args = args
+        self.dist = init_distributed(args.ddp)
+        self.device = select_device(args, self.dist)
+        flags = ("train", "val", "test") if args.is_training else ("test",)
+        self.datasets = {flag: get_dataset(args, flag) for flag in flags}
+        self.model = self._build_model()
+
+    # ---------------------------------------------------------------- model
+    def _build_model(self):
+        args = self.args
+        model = build_model(args.model, args)
+        if self.dist.is_main:
+            print(f"model {args.model}: {sum(p.numel() for p in model.parameters()):,} parameters")
+        if args.adaptation:
+            load_checkpoint(model, args.pretrain_model_path, map_head=getattr(model, "stochastic", False))
+        model.to(self.device)
+        if args.ddp:
+            ids = [self.dist.local_rank] if self.device.type == "cuda" else None
+            return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        if args.dp:
+            ids = [int(i) for i in args.devices.replace(" ", "").split(",")]
+            return nn.DataParallel(model, device_ids=ids)
+        return model
+
+    @property
+    def bare_model(self):
+        return self.model.module if isinstance(self.model, (nn.DataParallel, nn.parallel.DistributedDataParallel)) else self.model
+
+    # ---------------------------------------------------------------- flow
+    def run(self):
+        args = self.args
+        if args.is_training:
+            for ii in range(args.itr):
+                if ii > 0:
+                    self.model = self._build_model()
+                setting = make_setting(args, ii)
+                if self.dist.is_main:
+                    print(f">>>>>>>start training : {setting}>>>>>>>>>>>>>>>>>>>>>>>>>>")
+                self.train(setting)
+                self.test(setting)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+        else:
+            load_checkpoint(self.bare_model, os.path.join(args.checkpoints, args.test_dir, args.test_file_name))
+            self.test(args.test_dir)
+        shutdown()
+
+    # ---------------------------------------------------------------- training
+    def _slice(self, tensor, last_rows=False):
+        """The rows and variables that losses and metrics compare (training.md section 4)."""
+        args, rows = self.args, self.args.output_token_len
+        if args.nonautoregressive or last_rows:
+            tensor = tensor[:, -rows:, :]
+        if args.covariate:
+            tensor = tensor[:, -rows:, -1] if args.last_token else tensor[:, :, -1]
+        return tensor
+
+    def _training_loss(self, x, y):
+        output = self.model(x)
+        if isinstance(output, tuple):
+            mean, logvar = output
+            return gaussian_nll(self._slice(mean), self._slice(logvar), self._slice(y), self.args.draft_nll_var_reg)
+        return nn.functional.mse_loss(self._slice(output), self._slice(y))
+
+    def _train_epoch(self, loader, optimizer, epoch):
+        self.model.train()
+        losses, start = [], time.time()
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}", disable=not self.dist.is_main, leave=False)
+        for i, (x, y, _, _) in enumerate(bar):
+            optimizer.zero_grad()
+            loss = self._training_loss(x.float().to(self.device), y.float().to(self.device))
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            if (i + 1) % 100 == 0 and self.dist.is_main:
+                speed = (time.time() - start) / (i + 1)
+                bar.write(f"\titers: {i + 1}, epoch: {epoch + 1} | loss: {loss.item():.7f}")
+                bar.write(f"\tspeed: {speed:.4f}s/iter; left time: {speed * (len(loader) - i - 1):.4f}s")
+        return float(np.average(losses))
+
+    @torch.no_grad()
+    def vali(self, loader, is_test=False, aligned_test=False):
+        """Batch-size weighted MSE of the point forecast, summed over DDP ranks."""
+        self.model.eval()
+        total, count = 0.0, 0
+        rows, horizon = self.args.output_token_len, self.args.test_pred_len
+        for x, y, _, _ in loader:
+            output = point_forecast(self.model(x.float().to(self.device)))
+            y = y.float().to(self.device)
+            if aligned_test:  # the first O rows of the last label window line up with the last token's forecast
+                first = y.shape[1] - horizon
+                output, y = self._slice(output[:, -rows:]), self._slice(y[:, first:first + rows])
+            else:
+                output, y = self._slice(output, is_test), self._slice(y, is_test)
+            total += nn.functional.mse_loss(output, y).item() * x.shape[0]
+            count += x.shape[0]
+        total, count = all_reduce_sum([total, count], self.device)
+        self.model.train()
+        return total / count
+
+    def _save(self, path):
+        if self.dist.is_main:
+            save_checkpoint(self.bare_model, path)
+        barrier()
+
+    def _optimizer(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=self.args.learning_rate, weight_decay=self.args.weight_decay)
+
+    def train(self, setting):
+        args, rank, world = self.args, self.dist.rank, self.dist.world_size
+        checkpoint = os.path.join(args.checkpoints, setting, "checkpoint.pth")
+        loaders = {flag: get_loader(args, self.datasets[flag], flag, rank, world) for flag in ("train", "val", "test")}
+        optimizer = self._optimizer()
+        stopper = EarlyStopping(args.patience, save=lambda: self._save(checkpoint), verbose=self.dist.is_main)
+        for epoch in tqdm(range(args.train_epochs), desc="epochs", disable=not self.dist.is_main):
+            if hasattr(loaders["train"].sampler, "set_epoch"):
+                loaders["train"].sampler.set_epoch(epoch)
+            start = time.time()
+            train_loss = self._train_epoch(loaders["train"], optimizer, epoch)
+            vali_loss = self.vali(loaders["val"], is_test=args.valid_last)
+            test_loss = self.vali(loaders["test"], aligned_test=True)
+            if self.dist.is_main:
+                print(f"Epoch: {epoch + 1} cost time: {time.time() - start:.1f}s")
+                print(f"Epoch: {epoch + 1}, Steps: {len(loaders['train'])} | Train Loss: {train_loss:.7f} "
+                      f"Vali Loss: {vali_loss:.7f} Test Loss: {test_loss:.7f}")
+            stopper(vali_loss)
+            if stopper.early_stop:
+                if self.dist.is_main:
+                    print("Early stopping")
+                break
+            set_learning_rate(optimizer, learning_rate_at(args, epoch + 1), verbose=self.dist.is_main)
+        barrier()
+        load_checkpoint(self.bare_model, checkpoint)
+        return self.model
+
+    # ---------------------------------------------------------------- test
+    def _baseline_rollout(self, model, x, sample_ids):
+        """Target-only sliding rollout; with --target_sample it emits mu_p + sigma*eps per patch."""
+        args = self.args
+        if not args.target_sample:
+            return sliding_rollout(model, x, args.test_pred_len, args.input_token_len)
+        return sliding_rollout(model, x, args.test_pred_len, args.input_token_len,
+                               sample_sigma=args.spec_sigma, generators=sample_generators(args.seed, sample_ids))
+
+    def _begin_test(self, model):
+        self.gen_time_s = 0.0
+        self.component_timer = ComponentTimer(model) if self.args.trace_inference_breakdown else None
+
+    def _forecast_batch(self, model, x, sample_ids, batch_index):
+        """[B, H, C] forecast of one test batch, timed."""
+        pred, seconds = timed(lambda: self._baseline_rollout(model, x, sample_ids), x.device)
+        self.gen_time_s += seconds
+        return pred
+
+    def _report_inference(self, setting, result, n_batches):
+        args = self.args
+        write_standard_summary(SUMMARY_FILE, setting, result["mse"], result["mae"], self.gen_time_s, n_batches,
+                               args.rollout, args.target_sample)
+        if self.component_timer:
+            n_calls = n_batches * math.ceil(args.test_pred_len / args.output_token_len)
+            components = {name: (total, self.component_timer.calls[name]) for name, total in self.component_timer.totals.items()}
+            write_standard_breakdown(BREAKDOWN_FILE, setting, self.gen_time_s, n_calls, components)
+            self.component_timer.close()
+
+    def _test_batches(self, loader):
+        """(batch_index, x, y, sample_ids) for the batches the test covers."""
+        first = 0
+        for i, (x, y, _, _) in enumerate(loader):
+            if self.args.test_max_batches is not None and i >= self.args.test_max_batches:
+                return
+            yield i, x.float().to(self.device), y.float(), list(range(first, first + x.shape[0]))
+            first += x.shape[0]
+
+    def _metric_view(self, tensor):
+        return tensor[..., -1:] if self.args.covariate else tensor
+
+    @torch.no_grad()
+    def test(self, setting):
+        if not self.dist.is_main:
+            barrier()
+            return
+        args, horizon = self.args, self.args.test_pred_len
+        model = self.bare_model.eval()
+        loader = get_loader(args, self.datasets["test"], "test")
+        metrics = StreamingMetrics()
+        folder = os.path.join("./test_results", setting)
+        os.makedirs(folder, exist_ok=True)
+        self._begin_test(model)
+        n_batches = 0
+        bar = tqdm(self._test_batches(loader), total=len(loader), desc="test")
+        for i, x, y, sample_ids in bar:
+            pred = self._forecast_batch(model, x, sample_ids, i).cpu()
+            true = y[:, -horizon:, :]
+            metrics.update(self._metric_view(pred).numpy(), self._metric_view(true).numpy())
+            n_batches += 1
+            bar.set_postfix(self._progress())
+            if args.visualize and i % 2 == 0:
+                plot_forecast(true[0, :, -1].numpy(), pred[0, :, -1].numpy(), os.path.join(folder, str(horizon), f"{i}.png"),
+                              context=x[0, :, -1].cpu().numpy())
+        result = metrics.result()
+        print(f"mse:{str(result['mse'])}, mae:{str(result['mae'])}")
+        append_record(FORECAST_RESULT_FILE, forecast_record(setting, result["mse"], result["mae"]))
+        self._report_inference(setting, result, n_batches)
+        barrier()
+        return result
+
+    def _progress(self):
+        return {"gen_s": f"{self.gen_time_s:.2f}"}

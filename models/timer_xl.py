@@ -1,0 +1,80 @@
+"""Timer-XL (Liu et al., ICLR 2025) as in OpenLTM, with time-index RoPE (model.md sections 2-5).
+
+x [B, L, C] -> patches [B, C, N, P] -> tokens [B, C*N, D] (variable-major) -> TimerBlock
+-> head [B, C*N, O] -> [B, N*O, C]. Row n*O + t predicts time (n+1)*P + t from tokens <= n.
+"""
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from layers.attention import AttentionLayer, TimeAttention, TokenLabels
+from layers.instance_norm import denormalize, normalize
+from layers.transformer import TimerBlock, TimerLayer
+
+
+@dataclass(frozen=True)
+class Dims:
+    d_model: int
+    n_heads: int
+    d_ff: int
+    e_layers: int
+
+    @staticmethod
+    def of(configs):
+        return Dims(configs.d_model, configs.n_heads, configs.d_ff, configs.e_layers)
+
+    def check(self):
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        head_dim = self.d_model // self.n_heads
+        if head_dim % 4:
+            raise ValueError(f"head dim d_model/n_heads = {head_dim} must be a multiple of 4 (RoPE rotates whole pairs of half the head)")
+
+
+class TimerXL(nn.Module):
+    def __init__(self, configs, dims: Dims = None):
+        super().__init__()
+        dims = dims or Dims.of(configs)
+        dims.check()
+        self.dims = dims
+        self.patch_len = configs.input_token_len
+        self.output_len = configs.output_token_len
+        self.use_norm = configs.use_norm
+        self.embedding = nn.Linear(self.patch_len, dims.d_model)
+        self.blocks = TimerBlock([self._layer(configs, dims) for _ in range(dims.e_layers)], dims.d_model)
+        self._build_head(dims.d_model)
+
+    @staticmethod
+    def _layer(configs, dims):
+        inner = TimeAttention(dims.d_model // dims.n_heads, dims.n_heads, configs.dropout,
+                              covariate=configs.covariate, use_sdpa=configs.flash_attention)
+        attention = AttentionLayer(inner, dims.d_model, dims.n_heads)
+        return TimerLayer(attention, dims.d_model, dims.d_ff, configs.dropout, configs.activation)
+
+    def _build_head(self, d_model):
+        self.head = nn.Linear(d_model, self.output_len)
+
+    def forward(self, x, x_mark=None, y_mark=None):
+        batch, length, n_vars = x.shape
+        if length % self.patch_len:
+            raise ValueError(f"input length {length} is not a multiple of input_token_len {self.patch_len}")
+        stats = None
+        if self.use_norm:
+            x, *stats = normalize(x)
+        n_tokens = length // self.patch_len
+        patches = x.transpose(1, 2).reshape(batch, n_vars, n_tokens, self.patch_len)
+        h = self.embedding(patches).reshape(batch, n_vars * n_tokens, -1)
+        h = self.blocks(h, TokenLabels.grid(n_vars, n_tokens, x.device), n_vars)
+        return self._readout(h, n_vars, stats)
+
+    def _to_series(self, y, n_vars):
+        """[B, C*N, O] -> [B, N*O, C]."""
+        return y.reshape(y.shape[0], n_vars, -1).transpose(1, 2)
+
+    def _readout(self, h, n_vars, stats):
+        y = self._to_series(self.head(h), n_vars)
+        return denormalize(y, *stats) if stats else y
+
+
+Model = TimerXL

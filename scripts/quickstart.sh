@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The whole workflow at a small size on CPU (about 5-10 minutes on 2 cores):
+# fetch ETTh1 -> pretrain a draft -> train a Timer-XL target -> distill the draft into the target
+# -> speculative decoding tests (tolerance and lossless) against the target-only baseline.
+# The full-size experiments are the scripts under scripts/pretrain, scripts/supervised and scripts/distillation.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+ensure_venv
+ensure_data ETTh1
+
+DATA=(--data MultivariateDatasetBenchmark --root_path ./dataset/ETT-small/ --data_path ETTh1.csv
+      --seq_len 672 --test_seq_len 672 --input_token_len 96 --output_token_len 96 --use_norm --valid_last
+      --num_workers 0 --checkpoints ./checkpoints/quickstart/)
+# Target sizes; the draft is the 0.25x scale of them (d_model 32, 1 head, d_ff 64).
+SIZES=(--d_model 128 --n_heads 4 --d_ff 256 --e_layers 1)
+TRAIN=(--is_training 1 --batch_size 32 --train_epochs 3 --subset_rand_ratio 0.3 --test_pred_len 96 --test_max_batches 10)
+
+echo "== 1/4 pretrain the 0.25x draft (deterministic) =="
+PRETRAIN=(--task_name pretrain --model timer_xl_draft --model_id draft_pretrain_ETTh1_025x "${DATA[@]}" "${SIZES[@]}" "${TRAIN[@]}" --cosine --tmax 3)
+run_py "${PRETRAIN[@]}"
+draft_ckpt=./checkpoints/quickstart/$(setting_of "${PRETRAIN[@]}")/checkpoint.pth
+
+echo "== 2/4 train the Timer-XL target =="
+TARGET=(--task_name forecast --model timer_xl --model_id ETTh1 "${DATA[@]}" "${SIZES[@]}" "${TRAIN[@]}" --learning_rate 0.001)
+run_py "${TARGET[@]}"
+target_setting=$(setting_of "${TARGET[@]}")
+target_ckpt=./checkpoints/quickstart/$target_setting/checkpoint.pth
+
+echo "== 3/4 distill a stochastic draft from the target =="
+DISTILL=(--task_name forecast --model timer_xl_draft --model_id ETTh1_draft_distill_stochastic_from_target_ETTh1
+         "${DATA[@]}" "${SIZES[@]}" "${TRAIN[@]}" --learning_rate 0.0005 --cosine --tmax 3
+         --distill --distill_target_model timer_xl --distill_target_ckpt "$target_ckpt"
+         --adaptation --pretrain_model_path "$draft_ckpt" --draft_stochastic)
+run_py "${DISTILL[@]}"
+distilled_ckpt=./checkpoints/quickstart/$(setting_of "${DISTILL[@]}")/checkpoint.pth
+
+echo "== 4/4 speculative decoding at horizon 720 vs the target-only baseline =="
+SPEC=(--task_name forecast --model timer_xl --model_id ETTh1 "${DATA[@]}" "${SIZES[@]}" --is_training 0
+      --test_dir "$target_setting" --test_pred_len 720 --batch_size 32 --test_max_batches 10
+      --use_speculative --spec_draft_ckpt "$distilled_ckpt" --draft_stochastic --spec_k 3
+      --spec_compare_baseline --trace_inference_breakdown)
+run_py "${SPEC[@]}" --spec_accept_mode tolerance --spec_sigma 0.7
+run_py "${SPEC[@]}" --spec_accept_mode lossless --spec_sigma 0.7 --spec_debug_accept --spec_debug_out spec_decoding_quickstart_stochastic_025x.csv
+
+echo
+echo "Results (appended in $(pwd)):"
+echo "  result_long_term_forecast.txt   accuracy of every test run"
+echo "  result_inference_summary.txt    acceptance, timing and speedup"
+echo "  result_inference_breakdown.txt  per-component timing"
+echo "  spec_decoding_quickstart_stochastic_025x.csv  per-proposal acceptance details"
+echo "  test_results/                   plots with --visualize"
+tail -n 24 result_inference_summary.txt

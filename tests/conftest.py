@@ -1,0 +1,34 @@
+"""Shared test helpers. `make_args` builds the run.py argument namespace the models and Exp classes take."""
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import torch  # noqa: E402
+
+from run import build_parser, fill_defaults  # noqa: E402
+
+# Test models are tiny: one thread each is as fast and keeps parallel jobs from oversubscribing the cores.
+torch.set_num_threads(1)
+
+REQUIRED_FLAGS = ['--task_name', 'forecast', '--is_training', '1', '--model_id', 'test',
+                  '--model', 'timer_xl', '--data', 'MultivariateDatasetBenchmark']
+
+
+def make_args(**overrides):
+    """run.py's namespace (parsed defaults + required flags), with `overrides` set as attributes.
+
+    Overrides are applied before `fill_defaults`, so derived values (e.g. distill_target_d_model from
+    d_model) follow them. Unknown names raise, so a typo cannot silently leave a default in place.
+    `node_list` may be given as a list or as run.py's comma-separated string.
+    """
+    args = build_parser().parse_args(REQUIRED_FLAGS)
+    for name, value in overrides.items():
+        if not hasattr(args, name):
+            raise AttributeError(f"make_args: run.py has no flag '{name}'")
+        if name == 'node_list' and not isinstance(value, str):
+            value = ','.join(str(v) for v in value)
+        setattr(args, name, value)
+    return fill_defaults(args)

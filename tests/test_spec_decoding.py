@@ -1,0 +1,368 @@
+"""Speculative decoding engine, sliding rollout and result files, on tiny deterministic models."""
+import csv
+import math
+import re
+
+import pytest
+import torch
+from torch import nn
+from torch.distributions import Normal
+
+from utils.acceptance import lossless_acceptance_prob
+from utils.rollout import next_patch, sample_generators, sliding_rollout
+from utils.spec_decoding import (DEBUG_COLUMNS, SpecConfig, SpecCounters, SpeculativeDecoder,
+                                 SpecTracer)
+from utils.spec_report import (parse_summary, write_debug_csv, write_speculative_breakdown,
+                               write_speculative_summary, write_standard_breakdown,
+                               write_standard_summary)
+
+P, C, L = 4, 2, 12  # patch length, variables, window: N = 3 tokens, n = 8 values per patch
+N_VALUES = P * C
+
+
+class PatchMap(nn.Module):
+    """Token n -> tanh(token_n @ W + window mean @ M) + offset, as [B, N·P, C].
+
+    The window mean makes every prediction depend on the whole window, so a window cut at the
+    wrong place changes the output. With `logvar` it returns (mean, logvar) like a stochastic
+    draft, logvar = logvar + 0.2·tanh(token_n @ V) (varies per value)."""
+
+    def __init__(self, seed, offset=0.0, logvar=None):
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.weight = torch.randn(N_VALUES, N_VALUES, generator=gen) * 1.5 / math.sqrt(N_VALUES)
+        self.mix = torch.randn(C, N_VALUES, generator=gen) * 0.5
+        self.var_weight = torch.randn(N_VALUES, N_VALUES, generator=gen) / math.sqrt(N_VALUES)
+        self.offset, self.logvar = offset, logvar
+
+    def forward(self, x):
+        batch, length, _ = x.shape
+        tokens = x.reshape(batch, length // P, N_VALUES)
+        mean = torch.tanh(tokens @ self.weight + (x.mean(1) @ self.mix)[:, None]) + self.offset
+        if self.logvar is None:
+            return mean.reshape(batch, length, C)
+        logvar = self.logvar + 0.2 * torch.tanh(tokens @ self.var_weight)
+        return mean.reshape(batch, length, C), logvar.reshape(batch, length, C)
+
+
+class CallSpy(nn.Module):
+    """Counts forward calls and the windows they processed."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.calls, self.windows = model, 0, 0
+
+    def forward(self, x):
+        self.calls += 1
+        self.windows += x.shape[0]
+        return self.model(x)
+
+
+def contexts(batch, seed=0):
+    return torch.randn(batch, L, C, generator=torch.Generator().manual_seed(seed))
+
+
+def decode(target, draft, x, horizon, sample_ids=None, debug_rows=None, **config):
+    config = SpecConfig(**{"patch_len": P, "seed": 1, **config})
+    counters, tracer = SpecCounters(), SpecTracer()
+    sample_ids = list(range(len(x))) if sample_ids is None else sample_ids
+    decoder = SpeculativeDecoder(target, draft, config, counters, tracer, debug_rows)
+    return decoder.generate(x, horizon, sample_ids), counters, tracer
+
+
+def test_sliding_rollout_steps_and_window():
+    target, x, horizon = CallSpy(PatchMap(0)), contexts(3), 22
+    out = sliding_rollout(target, x, horizon, P)
+    assert out.shape == (3, horizon, C) and target.calls == math.ceil(horizon / P)
+    window = x
+    for step in range(math.ceil(horizon / P)):
+        expected = target.model(window)[:, -P:]
+        torch.testing.assert_close(out[:, step * P:(step + 1) * P], expected[:, :horizon - step * P])
+        window = torch.cat([window[:, P:], expected], dim=1)
+
+
+def test_sliding_rollout_samples_are_per_sample_reproducible():
+    target, x = PatchMap(0), contexts(4)
+    sampled = sliding_rollout(target, x, 12, P, 0.5, sample_generators(3, [5, 6, 7, 8]))
+    assert not torch.allclose(sampled, sliding_rollout(target, x, 12, P))
+    for i in range(4):
+        alone = sliding_rollout(target, x[i:i + 1], 12, P, 0.5, sample_generators(3, [5 + i]))
+        torch.testing.assert_close(alone[0], sampled[i])
+
+
+def test_tiny_sigma_reproduces_target_only_rollout():
+    target, draft, x = PatchMap(0), PatchMap(1), contexts(5)
+    out, counters, _ = decode(target, draft, x, 22, k=3, sigma=1e-6)
+    torch.testing.assert_close(out, sliding_rollout(target, x, 22, P), rtol=0, atol=1e-6)
+    assert counters.accepted == 0 and counters.attempted == counters.rounds - 5  # last rounds: k_eff=0
+
+
+def test_draft_identical_to_target_is_always_accepted():
+    target, x, k, horizon = PatchMap(0), contexts(5), 3, 22
+    out, counters, _ = decode(target, PatchMap(0), x, horizon, k=k, sigma=0.7)
+    torch.testing.assert_close(out, sliding_rollout(target, x, horizon, P), rtol=0, atol=1e-6)
+    assert counters.accepted == counters.attempted > 0
+    assert counters.rounds == 5 * math.ceil(math.ceil(horizon / P) / (k + 1))
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_huge_sigma_accepts_every_proposal(k):
+    target, draft, x, horizon = PatchMap(0), PatchMap(1), contexts(4), 26
+    n_patches = math.ceil(horizon / P)
+    out, counters, _ = decode(target, draft, x, horizon, k=k, sigma=1e6)
+    assert counters.accepted == counters.attempted == counters.draft_calls
+    assert counters.rounds == 4 * math.ceil(n_patches / (k + 1))
+    draft_only = sliding_rollout(draft, x, k * P, P)
+    torch.testing.assert_close(out[:, :k * P], draft_only, rtol=0, atol=1e-6)
+    # Every round emits k accepted draft patches, then the target's bonus (or one target patch).
+    for j in range(n_patches):
+        window = torch.cat([x, out[:, :j * P]], dim=1)[:, -L:]
+        is_bonus = j % (k + 1) == k or j == n_patches - 1
+        expected = next_patch(target if is_bonus else draft, window, P)
+        torch.testing.assert_close(out[:, j * P:(j + 1) * P], expected[:, :horizon - j * P])
+
+
+@pytest.mark.parametrize("mode, bias, expected_alpha", [
+    ("lossless", 2.0, lossless_acceptance_prob(0.25 * math.sqrt(N_VALUES), 0.5, 2.0)),
+    ("tolerance", 1.05, 1.05 * math.exp(-(0.25**2 * N_VALUES) / (2 * 0.5**2 * N_VALUES))),
+])
+def test_acceptance_rate_matches_theory_for_offset_draft(mode, bias, expected_alpha):
+    """draft = target + 0.25 in every value: ‖μ_p − μ_q‖ is the same at every proposal, so each
+    tested proposal is accepted with the closed-form α."""
+    sigma, x = 0.5, contexts(300)
+    _, counters, _ = decode(PatchMap(0), PatchMap(0, offset=0.25), x, 24, k=3, sigma=sigma,
+                            bias=bias, accept_mode=mode)
+    stderr = math.sqrt(expected_alpha * (1 - expected_alpha) / counters.attempted)
+    assert abs(counters.accepted / counters.attempted - expected_alpha) < 4 * stderr
+
+
+def test_confident_wrong_stochastic_draft_gets_low_acceptance():
+    """Stochastic draft N(μ_p + 0.4, 0.05) against p = N(μ_p, 0.5²): acceptance is
+    E_q[min(1, p/q)] (computed here with torch.distributions), far below 100%."""
+    sigma, offset, logvar = 0.5, 0.4, math.log(0.05)
+    draft = PatchMap(0, offset=offset, logvar=logvar)
+    draft.var_weight.zero_()  # constant variance, so the expectation below is exact
+    _, counters, _ = decode(PatchMap(0), draft, contexts(300), 24, k=3, sigma=sigma,
+                            accept_mode="lossless", draft_stochastic=True)
+    q, p = Normal(offset, math.exp(logvar / 2)), Normal(0.0, sigma)
+    x = offset + q.stddev * torch.randn(50_000, N_VALUES, generator=torch.Generator().manual_seed(4))
+    expected = (p.log_prob(x) - q.log_prob(x)).sum(1).clamp(max=0).exp().mean().item()
+    stderr = math.sqrt(max(expected * (1 - expected), 1e-3) / counters.attempted)
+    assert expected < 0.5
+    assert abs(counters.accepted / counters.attempted - expected) < 4 * stderr + 0.01
+
+
+def same_distribution_failures(a, b, z_max=4.5):
+    """Two-sample checks of draws a, b [N, H, C]: per-value mean and variance z-scores (variance
+    SE from the fourth moment), the z-score of the per-draw average, and per-value KS distances
+    (Bonferroni, level ~1e-3). Returns the failed checks."""
+    a, b = a.flatten(1).double(), b.flatten(1).double()
+    n_a, n_b, n_coords = len(a), len(b), a.shape[1]
+
+    def z_mean(u, v):
+        return (u.mean(0) - v.mean(0)) / (u.var(0) / len(u) + v.var(0) / len(v)).sqrt()
+
+    def var_se2(u):
+        centred = u - u.mean(0)
+        return ((centred**4).mean(0) - u.var(0) ** 2) / len(u)
+
+    failures = []
+    if z_mean(a, b).abs().max() > z_max:
+        failures.append("per-value mean")
+    if ((a.var(0) - b.var(0)) / (var_se2(a) + var_se2(b)).sqrt()).abs().max() > z_max:
+        failures.append("per-value variance")
+    if z_mean(a.mean(1, keepdim=True), b.mean(1, keepdim=True)).abs().max() > z_max:
+        failures.append("average over values")
+    pooled = torch.cat([a, b]).sort(0).values
+    cdf_a = torch.searchsorted(a.sort(0).values.T.contiguous(), pooled.T.contiguous(),
+                               right=True) / n_a
+    cdf_b = torch.searchsorted(b.sort(0).values.T.contiguous(), pooled.T.contiguous(),
+                               right=True) / n_b
+    ks_critical = math.sqrt(-0.5 * math.log(1e-3 / n_coords / 2)) * math.sqrt(
+        (n_a + n_b) / (n_a * n_b))
+    if (cdf_a - cdf_b).abs().max() > ks_critical:
+        failures.append("KS")
+    return failures
+
+
+@pytest.mark.parametrize("draft", [PatchMap(0, offset=0.3), PatchMap(0, offset=0.2, logvar=math.log(0.2))],
+                         ids=["offset_point_draft", "stochastic_draft"])
+def test_lossless_b1_is_distributed_as_target_sampling(draft):
+    sigma, n_draws, horizon = 0.5, 3000, 3 * P
+    x = contexts(1).expand(n_draws, L, C)
+    stochastic = isinstance(draft(x[:1]), tuple)
+    speculative, counters, _ = decode(PatchMap(0), draft, x, horizon, k=2, sigma=sigma,
+                                      accept_mode="lossless", draft_stochastic=stochastic)
+    assert 0.1 < counters.acceptance_pct / 100 < 0.9  # both accept and residual paths are used
+    target_only = sliding_rollout(PatchMap(0), x, horizon, P, sigma,
+                                  sample_generators(2, range(n_draws, 2 * n_draws)))
+    assert same_distribution_failures(speculative, target_only) == []
+
+    # The check has the power to see a sampler whose mean is off by 5% of σ.
+    shifted = PatchMap(0, offset=0.05 * sigma)
+    shifted_draws = sliding_rollout(shifted, x, horizon, P, sigma,
+                                    sample_generators(3, range(n_draws)))
+    assert "average over values" in same_distribution_failures(shifted_draws, target_only)
+
+
+@pytest.mark.parametrize("mode, stochastic", [("tolerance", False), ("lossless", False),
+                                              ("lossless", True), ("tolerance", True)])
+def test_batch_equals_samples_one_at_a_time(mode, stochastic):
+    draft = PatchMap(0, offset=0.3, logvar=math.log(0.3) if stochastic else None)
+    x, ids, horizon = contexts(6), [40, 41, 42, 43, 44, 45], 30
+    settings = dict(k=3, sigma=0.8, accept_mode=mode, draft_stochastic=stochastic)
+    batch, counters, _ = decode(PatchMap(0), draft, x, horizon, ids, **settings)
+    assert 0 < counters.accepted < counters.attempted  # random decisions actually happen
+    for i in range(len(x)):
+        alone, _, _ = decode(PatchMap(0), draft, x[i:i + 1], horizon, ids[i:i + 1], **settings)
+        torch.testing.assert_close(alone[0], batch[i], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode, stochastic", [("tolerance", False), ("lossless", False),
+                                              ("lossless", True), ("tolerance", True)])
+def test_counters_agree_with_calls_and_debug_rows(mode, stochastic):
+    k, horizon, batch = 3, 38, 7
+    target = CallSpy(PatchMap(0))
+    draft = CallSpy(PatchMap(0, offset=0.3, logvar=math.log(0.3) if stochastic else None))
+    rows = []
+    out, counters, tracer = decode(target, draft, contexts(batch), horizon, debug_rows=rows, k=k,
+                                   sigma=0.6, accept_mode=mode, draft_stochastic=stochastic)
+    n_patches = math.ceil(horizon / P)
+    assert out.shape == (batch, horizon, C) and torch.isfinite(out).all()
+    assert counters.patches_emitted == batch * n_patches
+    assert counters.target_calls == counters.rounds == target.windows - counters.draft_calls
+    assert target.calls == tracer.n_target_verify_calls
+    assert counters.draft_calls == draft.windows and draft.calls == tracer.n_draft_calls
+    assert 1 <= counters.patches_per_target_call <= k + 1
+
+    proposals = [r for r in rows if r["kind"] == "proposal"]
+    corrections = [r for r in rows if r["kind"] == "target_draw"]
+    assert len(proposals) == counters.attempted
+    assert sum(r["accept"] for r in proposals) == counters.accepted
+    assert len(corrections) == counters.attempted - counters.accepted  # one per rejected round
+    assert 0 < counters.accepted < counters.attempted
+    assert all(set(r) == set(DEBUG_COLUMNS) for r in rows)
+    for r in proposals:
+        assert r["alpha"] == pytest.approx(min(1.0, r["bias"] * r["ratio"]))
+        assert r["accept"] == float(r["r"] < r["alpha"])
+        assert r["sigma_mode"] == ("draft_logvar" if stochastic else "fixed")
+        if mode == "tolerance":
+            assert r["tol_accept"] == r["accept"] and r["sse_q"] == 0.0
+        else:
+            assert r["log_ratio"] == pytest.approx(r["logp"] - r["logq"], abs=1e-6)
+    for r in corrections:
+        assert math.isnan(r["alpha"]) and math.isnan(r["accept"]) and math.isnan(r["r"])
+        if mode == "tolerance":
+            assert r["sse_p"] == 0.0  # the correction is μ_p itself
+
+
+def test_invalid_settings_are_rejected():
+    for bad, flag in [(dict(k=0), "--spec_k"), (dict(sigma=0.0), "--spec_sigma"),
+                      (dict(bias=0.5), "--spec_accept_bias"),
+                      (dict(accept_mode="greedy"), "--spec_accept_mode")]:
+        with pytest.raises(ValueError, match=flag):
+            SpecConfig(**bad)
+    with pytest.raises(ValueError, match="--draft_stochastic"):
+        decode(PatchMap(0), PatchMap(1, logvar=-1.0), contexts(2), 12)
+    two_patches_per_token = lambda x: torch.cat([PatchMap(0)(x)] * 2, dim=1)  # noqa: E731
+    with pytest.raises(ValueError, match="output_token_len"):
+        decode(two_patches_per_token, PatchMap(1), contexts(2), 12)
+
+
+SUMMARY_LINES = [
+    r"setting:\S+",
+    r"mode:speculative",
+    r"mse:\d+\.\d{6}, mae:\d+\.\d{6}",
+    r"total_gen_time_s:\d+\.\d{6}, per_batch_s:\d+\.\d{6}",
+    r"accepted:\d+, attempted:\d+, acceptance_pct:\d+\.\d{2}",
+    r"spec_k:\d+, spec_sigma:[\d.e+-]+, spec_accept_bias:[\d.e+-]+, accept_mode:(tolerance|lossless), "
+    r"rollout:sliding, draft_stochastic:[01]",
+    r"rounds:\d+, target_calls:\d+, draft_calls:\d+, patches_per_target_call:\d+\.\d{3}, "
+    r"residual_fallbacks:\d+",
+    r"baseline_per_batch_s:\d+\.\d{6}, speedup:\d+\.\d{3}, mse_vs_target:\d+\.\d{6}",
+    r"measured_cost_ratio_c:\d+\.\d{4}, verify_cost_v:\d+\.\d{4}, predicted_speedup:\d+\.\d{3}",
+]
+
+
+def assert_records(path, line_patterns, n_records):
+    records = path.read_text().split("\n\n")
+    assert records[-1] == "" and len(records) == n_records + 1  # each record ends in a blank line
+    for record in records[:-1]:
+        lines = record.split("\n")
+        assert len(lines) == len(line_patterns)
+        for line, pattern in zip(lines, line_patterns):
+            assert re.fullmatch(pattern, line), (line, pattern)
+
+
+def test_summary_records_are_appended_with_exact_lines(tmp_path):
+    path = tmp_path / "result_inference_summary.txt"
+    _, counters, tracer = decode(PatchMap(0), PatchMap(1), contexts(3), 22, k=2, sigma=0.8)
+    config = SpecConfig(k=2, sigma=0.8, patch_len=P)
+    for setting in ("run_a", "run_b"):
+        write_speculative_summary(path, setting, 0.25, 0.4, 3.0, 4, counters, config,
+                                  baseline_per_batch_s=1.5, mse_vs_target=0.01,
+                                  cost_ratio_c=0.12, verify_cost_v=1.5, predicted_speedup=1.8)
+    assert_records(path, SUMMARY_LINES, 2)
+    records = parse_summary(path)
+    assert [r["setting"] for r in records] == ["run_a", "run_b"]
+    assert records[0]["per_batch_s"] == 0.75 and records[0]["speedup"] == 2.0
+    assert records[0]["accepted"] == counters.accepted
+    assert records[0]["acceptance_pct"] == pytest.approx(counters.acceptance_pct, abs=0.005)
+
+    standard = tmp_path / "standard.txt"
+    write_standard_summary(standard, "run_a", 0.25, 0.4, 3.0, 4)
+    write_standard_summary(standard, "run_b", 0.25, 0.4, 3.0, 4, target_sample=True)
+    assert_records(standard, SUMMARY_LINES[:1] + [r"mode:standard"] + SUMMARY_LINES[2:4]
+                   + [r"rollout:sliding, target_sample:[01]"], 2)
+    assert [r["target_sample"] for r in parse_summary(standard)] == [0, 1]
+
+
+def test_breakdown_records(tmp_path):
+    path = tmp_path / "result_inference_breakdown.txt"
+    _, _, tracer = decode(PatchMap(0), PatchMap(1), contexts(2), 22, accept_mode="lossless")
+    write_speculative_breakdown(path, "run_a", tracer)
+    write_speculative_breakdown(path, "run_b", tracer)
+    assert_records(path, [r"setting:run_[ab]", r"mode:speculative",
+                          r"t_draft_total:\d+\.\d{6}, n_draft_calls:\d+",
+                          r"t_prep_verify_total:\d+\.\d{6}",
+                          r"t_target_verify_total:\d+\.\d{6}, n_target_verify_calls:\d+",
+                          r"t_target_sample_total:\d+\.\d{6}, n_target_sample_calls:\d+",
+                          r"t_accept_cpu_total:\d+\.\d{6}"], 2)
+    assert parse_summary(path)[1]["n_draft_calls"] == tracer.n_draft_calls > 0
+
+    standard = tmp_path / "standard_breakdown.txt"
+    write_standard_breakdown(standard, "run_a", 2.0, 8, {"embedding": (0.5, 8), "blocks.attn": (1.0, 16)})
+    assert_records(standard, [r"setting:run_a", r"mode:standard",
+                              r"t_baseline_forward_total:2\.000000, n_baseline_calls:8",
+                              r"comp_embedding_total:0\.500000, per_call_avg:0\.062500",
+                              r"comp_blocks\.attn_total:1\.000000, per_call_avg:0\.062500"], 1)
+
+
+def test_debug_csv_header_and_append(tmp_path):
+    path = tmp_path / "spec_debug.csv"
+    rows_point, rows_stochastic = [], []
+    decode(PatchMap(0), PatchMap(1), contexts(2), 22, debug_rows=rows_point,
+           accept_mode="lossless")
+    decode(PatchMap(0), PatchMap(1, logvar=-1.0), contexts(2), 22, debug_rows=rows_stochastic,
+           draft_stochastic=True)
+    write_debug_csv(path, rows_point)
+    write_debug_csv(path, rows_stochastic)
+    lines = path.read_text().splitlines()
+    assert lines[0] == ("batch_idx,round_i,sample_idx,kind,alpha,r,tol_accept,accept,mse,sse_p,"
+                        "sse_q,logp,logq,log_ratio,ratio,sigma_eff,sigma_mode,bias,"
+                        "mean_xi_minus_q,var_xi_minus_q,mean_xi_minus_p,var_xi_minus_p")
+    assert lines.count(lines[0]) == 1
+    with open(path, newline="") as f:
+        parsed = list(csv.DictReader(f))
+    assert len(parsed) == len(rows_point) + len(rows_stochastic)
+    assert {r["sigma_mode"] for r in parsed} == {"fixed", "draft_logvar"}
+    assert {r["kind"] for r in parsed} == {"proposal", "target_draw"}
+    for row in parsed:
+        for name in DEBUG_COLUMNS:
+            if name not in ("kind", "sigma_mode"):
+                float(row[name])  # every numeric cell parses, NaN included
+
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="header"):
+        write_debug_csv(other, rows_point)

@@ -1,0 +1,80 @@
+"""Saving and loading model weights: one loader used everywhere (training.md sections 5-6)."""
+import os
+import tempfile
+
+import torch
+
+
+class CheckpointMismatch(ValueError):
+    pass
+
+
+def save_checkpoint(model, path):
+    """Write the trainable weights atomically: a temporary file in the same folder, then rename."""
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    state = {k: v for k, v in model.state_dict().items() if k not in frozen}
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        os.remove(tmp)
+        raise
+
+
+def read_state_dict(path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    for entry in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(entry), dict) and all(torch.is_tensor(v) for v in obj[entry].values()):
+            obj = obj[entry]
+            break
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def map_head_to_mean(state, model):
+    """A deterministic draft initialises a stochastic one: head.* becomes head_mean.*."""
+    expected = model.state_dict()
+    if "head.weight" in state and "head_mean.weight" not in state and "head_mean.weight" in expected:
+        for part in ("weight", "bias"):
+            state[f"head_mean.{part}"] = state.pop(f"head.{part}")
+        for part in ("weight", "bias"):
+            state[f"head_logvar.{part}"] = expected[f"head_logvar.{part}"]
+        print("mapped head.* -> head_mean.*; head_logvar.* left at init (bias -2.0)")
+    return state
+
+
+def mismatch_report(path, state, model):
+    expected = model.state_dict()
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    missing = sorted(k for k in expected if k not in state and k not in frozen)
+    unexpected = sorted(k for k in state if k not in expected)
+    shapes = sorted(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+                    for k in state if k in expected and state[k].shape != expected[k].shape)
+    if not (missing or unexpected or shapes):
+        return None
+    hint = ""
+    if any(k.startswith("head_mean.") for k in unexpected):
+        hint = " (hint: checkpoint is stochastic: pass --draft_stochastic)"
+    elif any(k.startswith("head_mean.") for k in missing) and "head.weight" in state:
+        hint = " (hint: checkpoint is not stochastic: drop --draft_stochastic)"
+    return (f"checkpoint {path} does not match the model{hint}: "
+            f"missing keys ({len(missing)}): {missing}; unexpected keys ({len(unexpected)}): {unexpected}; "
+            f"shape mismatches ({len(shapes)}): {shapes}")
+
+
+def load_checkpoint(model, path, map_head=False):
+    """Strictly load `path` into `model` (moved to the model's device); raise listing every mismatch."""
+    state = read_state_dict(path)
+    if map_head:
+        state = map_head_to_mean(state, model)
+    problem = mismatch_report(path, state, model)
+    if problem:
+        raise CheckpointMismatch(problem)
+    model.load_state_dict(state, strict=False)
+    print(f"loaded {path} ({len(state)} tensors)")
+    return model

@@ -1,0 +1,61 @@
+"""Per-component forward timing of a Timer-XL-family model through forward hooks (--trace_inference_breakdown).
+
+Components: norm_in (model entry -> embedding: instance norm and patching), embedding, blocks,
+blocks.attn (all attention layers), blocks.mlp (conv1 entry -> conv2 exit), head, denorm_out
+(head exit -> model exit). The model code is untouched; close() removes the hooks."""
+import time
+from collections import defaultdict
+
+import torch
+
+
+class ComponentTimer:
+    def __init__(self, model):
+        self.totals = defaultdict(float)
+        self.calls = defaultdict(int)
+        self._marks = {}
+        self._handles = []
+        self._sync = next(model.parameters()).is_cuda
+        heads = [module for name, module in model.named_children() if name.startswith("head")]
+        self._on(model, pre=lambda: self._mark("model"), post=lambda: self._record("denorm_out", "head_out"))
+        self._on(model.embedding, pre=lambda: (self._record("norm_in", "model"), self._mark("embedding")),
+                 post=lambda: self._record("embedding", "embedding"))
+        self._on(model.blocks, pre=lambda: self._mark("blocks"), post=lambda: self._record("blocks", "blocks"))
+        for layer in model.blocks.attn_layers:
+            self._on(layer.attention, pre=lambda: self._mark("attn"), post=lambda: self._record("blocks.attn", "attn"))
+            self._on(layer.conv1, pre=lambda: self._mark("mlp"))
+            self._on(layer.conv2, post=lambda: self._record("blocks.mlp", "mlp"))
+        self._on(heads[0], pre=lambda: self._mark("head"))
+        self._on(heads[-1], post=lambda: (self._record("head", "head"), self._mark("head_out")))
+
+    def _on(self, module, pre=None, post=None):
+        def pre_hook(*_):
+            pre()
+
+        def post_hook(*_):
+            post()
+
+        if pre:
+            self._handles.append(module.register_forward_pre_hook(pre_hook))
+        if post:
+            self._handles.append(module.register_forward_hook(post_hook))
+
+    def _now(self):
+        if self._sync:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def _mark(self, name):
+        self._marks[name] = self._now()
+
+    def _record(self, name, since):
+        self.totals[name] += self._now() - self._marks[since]
+        self.calls[name] += 1
+
+    def summary(self):
+        """{component: (total_s, per_call_avg_s)}."""
+        return {name: (total, total / self.calls[name]) for name, total in self.totals.items()}
+
+    def close(self):
+        for handle in self._handles:
+            handle.remove()

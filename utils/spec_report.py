@@ -1,0 +1,154 @@
+"""Result files of inference runs (speculative.md section 7), appended in the working directory.
+
+Each writer builds one whole record and appends it with a single write, so concurrent or crashed
+runs never leave half a record. A summary record (speculative; standard omits the accepted line
+and has the rollout line instead of the spec lines):
+
+    setting:<setting>
+    mode:speculative
+    mse:%.6f, mae:%.6f
+    total_gen_time_s:%.6f, per_batch_s:%.6f
+    accepted:%d, attempted:%d, acceptance_pct:%.2f
+    spec_k:%d, spec_sigma:%g, spec_accept_bias:%g, accept_mode:%s, rollout:%s, draft_stochastic:%d
+    rounds:%d, target_calls:%d, draft_calls:%d, patches_per_target_call:%.3f, residual_fallbacks:%d
+    baseline_per_batch_s:%.6f, speedup:%.3f, mse_vs_target:%.6f       (with a baseline comparison)
+    measured_cost_ratio_c:%.4f, verify_cost_v:%.4f, predicted_speedup:%.3f   (with a baseline comparison)
+    <blank line>
+"""
+import csv
+import io
+import os
+
+from utils.results import append_record
+from utils.spec_decoding import DEBUG_COLUMNS
+
+SUMMARY_FILE = "result_inference_summary.txt"
+BREAKDOWN_FILE = "result_inference_breakdown.txt"
+
+
+def _append_lines(path, lines):
+    record = "\n".join(lines) + "\n\n"
+    append_record(path, record)
+    return record
+
+
+def _summary_head(setting, mode, mse, mae, total_gen_time_s, n_batches):
+    per_batch_s = total_gen_time_s / n_batches
+    return [f"setting:{setting}",
+            f"mode:{mode}",
+            f"mse:{mse:.6f}, mae:{mae:.6f}",
+            f"total_gen_time_s:{total_gen_time_s:.6f}, per_batch_s:{per_batch_s:.6f}"]
+
+
+def write_standard_summary(path, setting, mse, mae, total_gen_time_s, n_batches,
+                           rollout="sliding", target_sample=False):
+    """Append a target-only record; returns the record text."""
+    lines = _summary_head(setting, "standard", mse, mae, total_gen_time_s, n_batches)
+    lines.append(f"rollout:{rollout}, target_sample:{int(target_sample)}")
+    return _append_lines(path, lines)
+
+
+def write_speculative_summary(path, setting, mse, mae, total_gen_time_s, n_batches, counters,
+                              config, rollout="sliding", baseline_per_batch_s=None,
+                              mse_vs_target=None, cost_ratio_c=None, verify_cost_v=None,
+                              predicted_speedup=None):
+    """Append a speculative record (SpecCounters, SpecConfig); returns the record text.
+
+    speedup = baseline_per_batch_s / per_batch_s; the comparison line needs baseline_per_batch_s
+    and mse_vs_target, the speed-model line cost_ratio_c, verify_cost_v and predicted_speedup."""
+    c = counters
+    lines = _summary_head(setting, "speculative", mse, mae, total_gen_time_s, n_batches)
+    lines += [f"accepted:{c.accepted}, attempted:{c.attempted}, "
+              f"acceptance_pct:{c.acceptance_pct:.2f}",
+              f"spec_k:{config.k}, spec_sigma:{config.sigma:g}, "
+              f"spec_accept_bias:{config.bias:g}, accept_mode:{config.accept_mode}, "
+              f"rollout:{rollout}, draft_stochastic:{int(config.draft_stochastic)}",
+              f"rounds:{c.rounds}, target_calls:{c.target_calls}, draft_calls:{c.draft_calls}, "
+              f"patches_per_target_call:{c.patches_per_target_call:.3f}, "
+              f"residual_fallbacks:{c.residual_fallbacks}"]
+    if baseline_per_batch_s is not None:
+        speedup = baseline_per_batch_s / (total_gen_time_s / n_batches)
+        lines.append(f"baseline_per_batch_s:{baseline_per_batch_s:.6f}, speedup:{speedup:.3f}, "
+                     f"mse_vs_target:{mse_vs_target:.6f}")
+    if cost_ratio_c is not None:
+        lines.append(f"measured_cost_ratio_c:{cost_ratio_c:.4f}, verify_cost_v:{verify_cost_v:.4f}, "
+                     f"predicted_speedup:{predicted_speedup:.3f}")
+    return _append_lines(path, lines)
+
+
+def write_speculative_breakdown(path, setting, tracer):
+    """Append the SpecTracer totals of a speculative run."""
+    t = tracer
+    return _append_lines(path, [
+        f"setting:{setting}",
+        "mode:speculative",
+        f"t_draft_total:{t.t_draft_total:.6f}, n_draft_calls:{t.n_draft_calls}",
+        f"t_prep_verify_total:{t.t_prep_verify_total:.6f}",
+        f"t_target_verify_total:{t.t_target_verify_total:.6f}, "
+        f"n_target_verify_calls:{t.n_target_verify_calls}",
+        f"t_target_sample_total:{t.t_target_sample_total:.6f}, "
+        f"n_target_sample_calls:{t.n_target_sample_calls}",
+        f"t_accept_cpu_total:{t.t_accept_cpu_total:.6f}"])
+
+
+def write_standard_breakdown(path, setting, t_baseline_forward_total, n_baseline_calls,
+                             components):
+    """Append a target-only breakdown; components maps a name (norm_in, blocks.attn, ...) to
+    (total seconds, number of calls of that component)."""
+    lines = [f"setting:{setting}",
+             "mode:standard",
+             f"t_baseline_forward_total:{t_baseline_forward_total:.6f}, "
+             f"n_baseline_calls:{n_baseline_calls}"]
+    for name, (total, n_calls) in components.items():
+        per_call = total / n_calls if n_calls else float("nan")
+        lines.append(f"comp_{name}_total:{total:.6f}, per_call_avg:{per_call:.6f}")
+    return _append_lines(path, lines)
+
+
+def write_debug_csv(path, rows):
+    """Append debug rows (dicts keyed by DEBUG_COLUMNS) in one write; the header is written only
+    when the file is new, and an existing file with another header is an error."""
+    header = ",".join(DEBUG_COLUMNS)
+    is_new = not os.path.exists(path) or os.path.getsize(path) == 0
+    if not is_new:
+        with open(path, encoding="utf-8") as f:
+            existing = f.readline().rstrip("\n")
+        if existing != header:
+            raise ValueError(f"{path} has a different header; use another --spec_debug_out")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if is_new:
+        writer.writerow(DEBUG_COLUMNS)
+    writer.writerows([_csv_value(row[name]) for name in DEBUG_COLUMNS] for row in rows)
+    append_record(path, buffer.getvalue())
+
+
+def _csv_value(value):
+    return f"{value:.10g}" if isinstance(value, float) else value
+
+
+def parse_summary(path):
+    """Records of a summary (or breakdown) file as dicts: {'setting': str, key: int|float|str}."""
+    with open(path, encoding="utf-8") as f:
+        blocks = f.read().split("\n\n")
+    records = []
+    for block in blocks:
+        lines = block.strip("\n").splitlines()
+        if not lines:
+            continue
+        record = {"setting": lines[0].removeprefix("setting:")}
+        for line in lines[1:]:
+            for field in line.split(", "):
+                key, _, value = field.partition(":")
+                record[key] = _parse_value(value)
+        records.append(record)
+    return records
+
+
+def _parse_value(text):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
