@@ -16,7 +16,7 @@ from utils.spec_report import (BREAKDOWN_FILE, SUMMARY_FILE, write_debug_csv, wr
                                write_speculative_summary)
 
 
-def build_draft(args, device):
+def build_draft(args, device="cpu"):
     draft = build_model(args.spec_draft_model, args)
     try:
         load_checkpoint(draft, args.spec_draft_ckpt)
@@ -30,11 +30,13 @@ def build_draft(args, device):
 
 class ExpSpeculative(ExpForecast):
     def __init__(self, args):
+        draft = build_draft(args)  # a bad draft checkpoint stops the run before the data and the target are touched
         super().__init__(args)
-        self.draft = build_draft(args, self.device)
+        self.draft = draft.to(self.device)
         self.config = SpecConfig(k=args.spec_k, sigma=args.spec_sigma, bias=args.spec_accept_bias,
                                  accept_mode=args.spec_accept_mode, residual_max_tries=args.spec_residual_max_tries,
-                                 draft_stochastic=args.draft_stochastic, patch_len=args.input_token_len, seed=args.seed)
+                                 draft_stochastic=args.draft_stochastic, patch_len=args.input_token_len, seed=args.seed,
+                                 adaptive=args.spec_adaptive)
 
     def _begin_test(self, model):
         self.gen_time_s = 0.0
@@ -84,7 +86,8 @@ class ExpSpeculative(ExpForecast):
                               mse_vs_target=self.squared_diff_to_target / self.n_values,
                               cost_ratio_c=c, verify_cost_v=v, predicted_speedup=predicted)
         record = write_speculative_summary(SUMMARY_FILE, setting, result["mse"], result["mae"], self.gen_time_s,
-                                           n_batches, self.counters, self.config, args.rollout, **comparison)
+                                           n_batches, self.counters, self.config, args.rollout, **comparison,
+                                           test_pred_len=args.test_pred_len, batch_size=args.batch_size)
         print(record, end="")
         if args.trace_inference_breakdown:
             write_speculative_breakdown(BREAKDOWN_FILE, setting, self.tracer)

@@ -329,3 +329,123 @@ ensure_distilled_draft() {
   fi
   require_file "$DISTILLED_CKPT" "distilled draft checkpoint"
 }
+
+# ================================================================ speculative-decoding tests and sweeps
+# spec_test DATA (test_<data>_timer_vs_spec_025x_stochastic.sh) and spec_sweep NAME DATA (the sweep scripts)
+# test the fine-tuned Timer-XL target of timer_xl_<data>.sh with its distilled 0.25x stochastic draft.
+# Env overrides, for other or tiny models: TARGET_FLAGS="..." (the target's run.py flags, instead of those of
+# timer_xl_<data>.sh), TARGET_CKPT and DISTILLED_CKPT (checkpoint paths; a set one is used as it is, not made).
+
+SPEC_DEBUG_CSV=spec_decoding_new_stochastic_025x.csv
+
+# abs_path PATH: PATH made absolute without resolving links (a venv's python must stay the venv's).
+abs_path() {
+  realpath -ms "$1"
+}
+
+# spec_setup DATA: make sure the target and the distilled draft exist (running their scripts when missing);
+# sets DISTILLED_CKPT (absolute) and SPEC_ARGS: the target's flags for testing its checkpoint, with absolute
+# paths so that run.py can start in any folder.
+spec_setup() {
+  local data=$1
+  local -a tflags
+  if [ -n "${TARGET_FLAGS:-}" ]; then
+    read -r -a tflags <<< "$TARGET_FLAGS"
+  else
+    into tflags target_args "$data" || return 1
+  fi
+  ensure_data "$(flag_value --model_id "${tflags[@]}")" || return 1
+  if [ -z "${TARGET_CKPT:-}" ]; then ensure_target "$data" || return 1; fi
+  if [ -z "${DISTILLED_CKPT:-}" ]; then
+    DISTILLED_CKPT=$(distilled_draft_ckpt "$data") || return 1
+    if [ ! -f "$DISTILLED_CKPT" ]; then echo "distilled draft $DISTILLED_CKPT missing: running its distillation script"; fi
+    ensure_distilled_draft "$data" || return 1
+  fi
+  require_file "$TARGET_CKPT" "target checkpoint (TARGET_CKPT)" || return 1
+  require_file "$DISTILLED_CKPT" "distilled draft checkpoint (DISTILLED_CKPT)" || return 1
+  local target root
+  target=$(abs_path "$TARGET_CKPT")
+  DISTILLED_CKPT=$(abs_path "$DISTILLED_CKPT")
+  root=$(flag_value --root_path "${tflags[@]}") || return 1
+  SPEC_ARGS=("${tflags[@]}" --root_path "$(abs_path "$root")/" --is_training 0
+             --checkpoints "$(dirname "$(dirname "$target")")/" --test_dir "$(basename "$(dirname "$target")")"
+             --test_file_name "$(basename "$target")")
+  echo "target: $target"
+  echo "draft:  $DISTILLED_CKPT"
+}
+
+# spec_flags K SIGMA BIAS MODE: one speculative run with the stochastic draft, timed against the target alone.
+spec_flags() {
+  printf '%s\n' --use_speculative --spec_draft_ckpt "$DISTILLED_CKPT" --draft_stochastic --spec_compare_baseline \
+    --trace_inference_breakdown --spec_k "$1" --spec_sigma "$2" --spec_accept_bias "$3" --spec_accept_mode "$4"
+}
+
+# last_record FILE: the last record (blank-line separated) of a result file.
+last_record() {
+  awk -v RS= 'END { print }' "$1"
+}
+
+# spec_test DATA: target-only run (BASELINE=1, the default; BASELINE=0 skips it), then the speculative run with
+# the per-proposal CSV; prints the accuracy, acceptance and speedup of the latter. Results in the working folder.
+# Env: SPEC_K=3 SPEC_SIGMA=0.7 SPEC_BIAS=1.0 SPEC_MODE=tolerance HORIZON=720 BATCH=32, MAX_BATCHES (unset: all).
+spec_test() {
+  local data=$1
+  spec_setup "$data" || return 1
+  local -a test spec
+  test=(--test_pred_len "${HORIZON:-720}" --batch_size "${BATCH:-32}")
+  if [ -n "${MAX_BATCHES:-}" ]; then test+=(--test_max_batches "$MAX_BATCHES"); fi
+  if [ "${BASELINE:-1}" = 1 ]; then
+    echo "== $data: Timer-XL alone"
+    run_py "${SPEC_ARGS[@]}" "${test[@]}" --trace_inference_breakdown || return 1
+  fi
+  echo "== $data: speculative decoding with the 0.25x stochastic draft"
+  into spec spec_flags "${SPEC_K:-3}" "${SPEC_SIGMA:-0.7}" "${SPEC_BIAS:-1.0}" "${SPEC_MODE:-tolerance}" || return 1
+  run_py "${SPEC_ARGS[@]}" "${test[@]}" "${spec[@]}" --spec_debug_accept --spec_debug_out "$SPEC_DEBUG_CSV" || return 1
+  echo "== last record of result_inference_summary.txt (per-proposal details: $SPEC_DEBUG_CSV)"
+  last_record result_inference_summary.txt | grep -E '^(setting|mse|accepted|spec_k|baseline_per_batch_s|measured_cost_ratio_c):'
+}
+
+# sweep_max_batches BATCH: --test_max_batches of a sweep run: $MAX_BATCHES, else 100 at batch size 1 and 20
+# otherwise (100 and 640 test windows); MAX_BATCHES=all tests the whole split.
+sweep_max_batches() {
+  local n=${MAX_BATCHES:-}
+  if [ -z "$n" ]; then
+    if [ "$1" = 1 ]; then n=100; else n=20; fi
+  fi
+  echo "$n"
+}
+
+# spec_sweep NAME DATA: one speculative run (spec_flags, compared with the target alone) per grid point of
+#   HORIZONS="336 720" BATCHES="1 32" MODES="tolerance lossless" KS="1 2 3 4" SIGMAS="0.1 0.3 0.7" BIASES="1 2"
+# (env lists; the sweep scripts set their own defaults), MAX_BATCHES (sweep_max_batches). run.py starts in
+# sweep_results_NAME/ (or SWEEP_DIR), so the result files land there (appended: a rerun adds records); every
+# command goes to its commands.txt first. Stops at the first failing run.
+# Analysis: python scripts/analysis/parse_sweep_results.py sweep_results_NAME
+spec_sweep() {
+  local name=$1 data=$2
+  spec_setup "$data" || return 1
+  local dir=${SWEEP_DIR:-sweep_results_$name} repo=$PWD py=$PY
+  mkdir -p "$dir"
+  dir=$(abs_path "$dir")
+  case $py in */*) py=$(abs_path "$py") ;; esac
+  local horizons=${HORIZONS:-336 720} batches=${BATCHES:-1 32} modes=${MODES:-tolerance lossless}
+  local ks=${KS:-1 2 3 4} sigmas=${SIGMAS:-0.1 0.3 0.7} biases=${BIASES:-1 2}
+  echo "# $(date '+%F %T') sweep $name on $data: HORIZONS='$horizons' BATCHES='$batches' MODES='$modes'" \
+    "KS='$ks' SIGMAS='$sigmas' BIASES='$biases' MAX_BATCHES='${MAX_BATCHES:-}'" >> "$dir/commands.txt"
+  local horizon batch mode k sigma bias limit n=0
+  local -a spec cmd
+  for horizon in $horizons; do for batch in $batches; do for mode in $modes; do
+  for k in $ks; do for sigma in $sigmas; do for bias in $biases; do
+    n=$((n + 1))
+    limit=$(sweep_max_batches "$batch")
+    into spec spec_flags "$k" "$sigma" "$bias" "$mode" || return 1
+    cmd=("$py" -u "$repo/run.py" "${SPEC_ARGS[@]}" --test_pred_len "$horizon" --batch_size "$batch" "${spec[@]}")
+    if [ "$limit" != all ]; then cmd+=(--test_max_batches "$limit"); fi
+    cmd+=("${EXTRA_ARGS[@]}")
+    echo "== $name, run $n: horizon $horizon, batch $batch, $mode, K $k, sigma $sigma, bias $bias"
+    { printf '%q ' "${cmd[@]}"; echo; } >> "$dir/commands.txt"
+    (cd "$dir" && "${cmd[@]}") || { echo "error: run $n failed: last line of $dir/commands.txt" >&2; return 1; }
+  done; done; done; done; done; done
+  echo "$n runs; results in $dir"
+  echo "analysis: $PY scripts/analysis/parse_sweep_results.py $dir"
+}

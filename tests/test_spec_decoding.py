@@ -11,7 +11,7 @@ from torch.distributions import Normal
 from utils.acceptance import lossless_acceptance_prob
 from utils.rollout import next_patch, sample_generators, sliding_rollout
 from utils.spec_decoding import (DEBUG_COLUMNS, SpecConfig, SpecCounters, SpeculativeDecoder,
-                                 SpecTracer)
+                                 SpecTracer, adaptive_k)
 from utils.spec_report import (parse_summary, write_debug_csv, write_speculative_breakdown,
                                write_speculative_summary, write_standard_breakdown,
                                write_standard_summary)
@@ -269,6 +269,64 @@ def test_invalid_settings_are_rejected():
         decode(two_patches_per_token, PatchMap(1), contexts(2), 12)
 
 
+def test_adaptive_k_maximises_the_predicted_speedup():
+    assert adaptive_k(0.999, 8, c=0.01) == 8  # α̂ -> 1, cheap draft: propose as much as allowed
+    assert adaptive_k(1.0, 5, c=0.0) == 5
+    assert adaptive_k(0.001, 8, c=0.01) == 1  # α̂ -> 0: one proposal per round
+    assert adaptive_k(0.9, 8, c=1.0) == 1  # a draft as slow as the target never pays
+    alpha, c = 0.8, 0.1
+    speedups = [(1 - alpha ** (k + 1)) / ((1 - alpha) * (k * c + 1)) for k in range(1, 9)]
+    best = 1 + speedups.index(max(speedups))
+    assert 1 < best < 8 and adaptive_k(alpha, 8, c) == best
+
+
+def test_tracer_cost_ratio_waits_for_both_timings():
+    assert SpecTracer().cost_ratio() is None
+    assert SpecTracer(t_draft_total=1.0, n_draft_calls=4).cost_ratio() is None
+    tracer = SpecTracer(t_draft_total=1.0, n_draft_calls=4, t_target_verify_total=5.0,
+                        n_target_verify_calls=2)
+    assert tracer.cost_ratio() == pytest.approx(0.25 / 2.5)
+
+
+class FixedCostTracer(SpecTracer):
+    """Times sections like SpecTracer but reports a fixed c once both are timed (stub models are
+    too fast for their measured c to mean anything)."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.c = c
+
+    def cost_ratio(self):
+        return None if super().cost_ratio() is None else self.c
+
+
+def adaptive_decode(draft, x, horizon, c, **config):
+    target, counters = PatchMap(0), SpecCounters()
+    config = SpecConfig(patch_len=P, seed=1, adaptive=True, **config)
+    decoder = SpeculativeDecoder(target, draft, config, counters, FixedCostTracer(c))
+    out = decoder.generate(x, horizon, list(range(len(x))))
+    torch.testing.assert_close(out, sliding_rollout(target, x, horizon, P), rtol=0, atol=1e-6)
+    return counters
+
+
+def test_adaptive_uses_max_k_for_a_cheap_draft_that_is_always_accepted():
+    """Identical draft (α̂ -> 1), c = 0.01: every round proposes --spec_k = 5, so 12 patches
+    take 2 rounds of 5 accepted proposals + bonus."""
+    counters = adaptive_decode(PatchMap(0), contexts(5), 12 * P, c=0.01, k=5, sigma=0.7)
+    assert counters.rounds == 5 * 2 and counters.draft_calls == counters.accepted == 5 * 2 * 5
+
+
+def test_adaptive_drops_to_one_proposal_and_keeps_the_acceptance_rule():
+    """σ -> 0 (tolerance) rejects every proposal, and the output is still the target-only rollout
+    (checked in adaptive_decode). The first round proposes --spec_k = 4 (nothing is timed yet),
+    later rounds one (α̂ = 1/7, c = 0.1); the last round of each sample needs no proposal."""
+    draft, x = CallSpy(PatchMap(1)), contexts(5)
+    counters = adaptive_decode(draft, x, 6 * P, c=0.1, k=4, sigma=1e-6)
+    assert counters.accepted == 0 and counters.rounds == 5 * 6
+    # a fixed K = 4 would make 4 + 4 + 3 + 2 + 1 proposals per sample
+    assert counters.draft_calls == draft.windows == 5 * (4 + 1 + 1 + 1 + 1)
+
+
 SUMMARY_LINES = [
     r"setting:\S+",
     r"mode:speculative",
@@ -276,7 +334,7 @@ SUMMARY_LINES = [
     r"total_gen_time_s:\d+\.\d{6}, per_batch_s:\d+\.\d{6}",
     r"accepted:\d+, attempted:\d+, acceptance_pct:\d+\.\d{2}",
     r"spec_k:\d+, spec_sigma:[\d.e+-]+, spec_accept_bias:[\d.e+-]+, accept_mode:(tolerance|lossless), "
-    r"rollout:sliding, draft_stochastic:[01]",
+    r"rollout:sliding, draft_stochastic:[01], spec_adaptive:[01](, test_pred_len:\d+, batch_size:\d+)?",
     r"rounds:\d+, target_calls:\d+, draft_calls:\d+, patches_per_target_call:\d+\.\d{3}, "
     r"residual_fallbacks:\d+",
     r"baseline_per_batch_s:\d+\.\d{6}, speedup:\d+\.\d{3}, mse_vs_target:\d+\.\d{6}",

@@ -20,6 +20,15 @@ rounds and 8 target calls (one verify pass each, batched into one forward call);
 counts per-sample draft steps, i.e. proposals made. The tracer (SpecTracer) counts batched forward
 calls and times sections.
 
+Adaptive K (config.adaptive, --spec_adaptive): before each round, the K of that round (the same
+for all active samples, still capped per sample by what it needs) is the K in 1..config.k that
+maximises the predicted speedup S(α̂, K, c, v = 1) (adaptive_k), with α̂ = (accepted + 1) /
+(attempted + 2) over this generate() call's samples so far and c = (draft time per draft call) /
+(target time per verify call) from the tracer's running totals; until the tracer has timed both,
+K = config.k. Only the number of proposals changes, never the acceptance rule, so lossless
+output keeps the target's distribution; but K then depends on the other samples and on timings,
+so a sample's output is no longer independent of its batch nor bit-reproducible.
+
 The rollout is isolated in SlidingWindows (begin_round / draft_step / extend_draft / verify /
 commit): a `cached` rollout with KV caches implements the same five methods.
 
@@ -60,7 +69,8 @@ from dataclasses import dataclass
 import torch
 
 from utils.acceptance import (PATCH_DIMS, accept, gaussian_log_density, log_accept_prob,
-                              lossless_log_ratio, sample_residual, tolerance_log_ratio)
+                              lossless_log_ratio, predicted_speedup, sample_residual,
+                              tolerance_log_ratio)
 from utils.rollout import last_token, log_uniform_draws, normal_draws, sample_generators
 
 NAN = float("nan")
@@ -71,8 +81,9 @@ DEBUG_COLUMNS = ("batch_idx,round_i,sample_idx,kind,alpha,r,tol_accept,accept,ms
 
 @dataclass
 class SpecConfig:
-    """Flags: --spec_k, --spec_sigma, --spec_accept_bias, --spec_accept_mode,
-    --spec_residual_max_tries, --draft_stochastic, --input_token_len (P), --seed."""
+    """Flags: --spec_k (the maximum K when adaptive), --spec_sigma, --spec_accept_bias,
+    --spec_accept_mode, --spec_residual_max_tries, --draft_stochastic, --input_token_len (P),
+    --seed, --spec_adaptive."""
     k: int = 3
     sigma: float = 0.7
     bias: float = 1.0
@@ -81,6 +92,7 @@ class SpecConfig:
     draft_stochastic: bool = False
     patch_len: int = 96
     seed: int = 2021
+    adaptive: bool = False
 
     def __post_init__(self):
         checks = [(self.k >= 1, "--spec_k must be >= 1", self.k),
@@ -137,6 +149,13 @@ class SpecTracer:
     n_target_sample_calls: int = 0
     t_accept_cpu_total: float = 0.0
 
+    def cost_ratio(self):
+        """c = draft time per draft call / target time per verify call, None until both are timed."""
+        if not (self.n_draft_calls and self.n_target_verify_calls and self.t_target_verify_total > 0):
+            return None
+        return (self.t_draft_total / self.n_draft_calls) / (
+            self.t_target_verify_total / self.n_target_verify_calls)
+
     @contextmanager
     def timed(self, section, device):
         sync = device.type == "cuda"
@@ -162,6 +181,12 @@ class _Round:
     sample_ids: list
     index: int
     batch_idx: int
+
+
+def adaptive_k(alpha, k_max, c, v=1.0):
+    """The K in 1..k_max with the largest predicted speedup S(alpha, K, c, v); max() keeps the
+    first, i.e. the smallest K, on ties."""
+    return max(range(1, k_max + 1), key=lambda k: predicted_speedup(alpha, k, c, v))
 
 
 def _windows_along(seq, window_len, patch_len):
@@ -241,9 +266,11 @@ class SpeculativeDecoder:
         patches = torch.full((x.shape[0], n_patches, P, x.shape[2]), NAN,
                              dtype=x.dtype, device=x.device)
         n_done = torch.zeros(x.shape[0], dtype=torch.long)
-        round_i = 0
+        round_i, start = 0, (self.counters.accepted, self.counters.attempted)
         while (n_done < n_patches).any():
             rows = (n_done < n_patches).nonzero().squeeze(1)
+            if self.config.adaptive:
+                K = self._adaptive_k(*start)
             k_eff = (n_patches - 1 - n_done[rows]).clamp(max=K)
             round_ = _Round(rows, k_eff, [generators[i] for i in rows.tolist()],
                             [sample_ids[i] for i in rows.tolist()], round_i, batch_idx)
@@ -253,6 +280,16 @@ class SpeculativeDecoder:
             n_done[rows] += n_emitted
             round_i += 1
         return patches.flatten(1, 2)[:, :horizon]
+
+    def _adaptive_k(self, accepted_before, attempted_before):
+        """K of the next round from the acceptance of this call so far (Laplace-smoothed) and the
+        tracer's running cost ratio c (v = 1: the verify call is the unit)."""
+        c = self.tracer.cost_ratio()
+        if c is None:
+            return self.config.k
+        accepted = self.counters.accepted - accepted_before
+        attempted = self.counters.attempted - attempted_before
+        return adaptive_k((accepted + 1) / (attempted + 2), self.config.k, c)
 
     def _run_round(self, windows, round_):
         """One round for the active samples; returns the emitted patches [A, K+1, P, C] (row a

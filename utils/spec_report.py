@@ -9,7 +9,8 @@ and has the rollout line instead of the spec lines):
     mse:%.6f, mae:%.6f
     total_gen_time_s:%.6f, per_batch_s:%.6f
     accepted:%d, attempted:%d, acceptance_pct:%.2f
-    spec_k:%d, spec_sigma:%g, spec_accept_bias:%g, accept_mode:%s, rollout:%s, draft_stochastic:%d
+    spec_k:%d, spec_sigma:%g, spec_accept_bias:%g, accept_mode:%s, rollout:%s, draft_stochastic:%d, spec_adaptive:%d
+        [, test_pred_len:%d, batch_size:%d]   (when given: lets sweeps tell their grid points apart)
     rounds:%d, target_calls:%d, draft_calls:%d, patches_per_target_call:%.3f, residual_fallbacks:%d
     baseline_per_batch_s:%.6f, speedup:%.3f, mse_vs_target:%.6f       (with a baseline comparison)
     measured_cost_ratio_c:%.4f, verify_cost_v:%.4f, predicted_speedup:%.3f   (with a baseline comparison)
@@ -51,18 +52,21 @@ def write_standard_summary(path, setting, mse, mae, total_gen_time_s, n_batches,
 def write_speculative_summary(path, setting, mse, mae, total_gen_time_s, n_batches, counters,
                               config, rollout="sliding", baseline_per_batch_s=None,
                               mse_vs_target=None, cost_ratio_c=None, verify_cost_v=None,
-                              predicted_speedup=None):
+                              predicted_speedup=None, test_pred_len=None, batch_size=None):
     """Append a speculative record (SpecCounters, SpecConfig); returns the record text.
 
     speedup = baseline_per_batch_s / per_batch_s; the comparison line needs baseline_per_batch_s
-    and mse_vs_target, the speed-model line cost_ratio_c, verify_cost_v and predicted_speedup."""
+    and mse_vs_target, the speed-model line cost_ratio_c, verify_cost_v and predicted_speedup.
+    test_pred_len and batch_size (both or neither) end the spec line."""
     c = counters
     lines = _summary_head(setting, "speculative", mse, mae, total_gen_time_s, n_batches)
     lines += [f"accepted:{c.accepted}, attempted:{c.attempted}, "
               f"acceptance_pct:{c.acceptance_pct:.2f}",
               f"spec_k:{config.k}, spec_sigma:{config.sigma:g}, "
               f"spec_accept_bias:{config.bias:g}, accept_mode:{config.accept_mode}, "
-              f"rollout:{rollout}, draft_stochastic:{int(config.draft_stochastic)}",
+              f"rollout:{rollout}, draft_stochastic:{int(config.draft_stochastic)}, "
+              f"spec_adaptive:{int(config.adaptive)}"
+              + (f", test_pred_len:{test_pred_len}, batch_size:{batch_size}" if test_pred_len is not None else ""),
               f"rounds:{c.rounds}, target_calls:{c.target_calls}, draft_calls:{c.draft_calls}, "
               f"patches_per_target_call:{c.patches_per_target_call:.3f}, "
               f"residual_fallbacks:{c.residual_fallbacks}"]

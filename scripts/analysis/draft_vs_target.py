@@ -1,0 +1,94 @@
+"""How close is a draft to its target? Rollout MSE against the truth and against the target, and the
+calibration of a stochastic draft, on the test split.
+
+    python scripts/analysis/draft_vs_target.py <run.py flags of the target: --data ... --d_model ...> \
+        --target_ckpt checkpoints/<target>/checkpoint.pth --draft_ckpt checkpoints/<draft>/checkpoint.pth \
+        [--draft_stochastic] [--horizons 96 720] [--max_batches 20]
+
+For every horizon H: the draft's and the target's sliding rollouts (the standard test) give
+mse(draft, truth), mse(target, truth) and mse(draft, target). Coverage is teacher-forced: over all
+tokens of the test windows, the fraction of the target's next-patch values inside the draft's
+central 95% interval mean +- 1.96 sigma (stochastic drafts only).
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from data_provider.data_factory import get_dataset, get_loader  # noqa: E402
+from models import build_model  # noqa: E402
+from run import build_parser, fill_defaults  # noqa: E402
+from utils.checkpoint import load_checkpoint  # noqa: E402
+from utils.rollout import sliding_rollout  # noqa: E402
+
+Z_95 = 1.959964
+
+
+def parse():
+    extra = argparse.ArgumentParser(add_help=False)
+    extra.add_argument("--target_ckpt", required=True)
+    extra.add_argument("--draft_ckpt", required=True)
+    extra.add_argument("--horizons", type=int, nargs="+", default=[96, 720])
+    extra.add_argument("--max_batches", type=int, default=None)
+    own, rest = extra.parse_known_args()
+    required = ["--task_name", "forecast", "--is_training", "0", "--model_id", "eval", "--model", "timer_xl"]
+    return own, fill_defaults(build_parser().parse_args(required + rest))
+
+
+def test_batches(args, horizon, max_batches):
+    args.test_pred_len = horizon
+    loader = get_loader(args, get_dataset(args, "test"), "test")
+    for i, (x, y, _, _) in enumerate(loader):
+        if max_batches is not None and i >= max_batches:
+            return
+        yield x.float(), y.float()
+
+
+@torch.no_grad()
+def rollout_errors(target, draft, args, horizon, max_batches):
+    sums, count = dict(draft_vs_truth=0.0, target_vs_truth=0.0, draft_vs_target=0.0), 0
+    for x, y in test_batches(args, horizon, max_batches):
+        truth = y[:, -horizon:]
+        target_pred = sliding_rollout(target, x, horizon, args.input_token_len)
+        draft_pred = sliding_rollout(draft, x, horizon, args.input_token_len)
+        sums["draft_vs_truth"] += (draft_pred - truth).square().sum().item()
+        sums["target_vs_truth"] += (target_pred - truth).square().sum().item()
+        sums["draft_vs_target"] += (draft_pred - target_pred).square().sum().item()
+        count += truth.numel()
+    return {name: total / count for name, total in sums.items()}
+
+
+@torch.no_grad()
+def coverage(target, draft, args, max_batches):
+    """Fraction of teacher-forced target predictions inside the draft's 95% interval, and the mean
+    draft std next to the RMS draft-target gap (a calibrated draft has them about equal)."""
+    inside, count, var_sum, gap_sum = 0, 0, 0.0, 0.0
+    for x, _ in test_batches(args, args.output_token_len, max_batches):
+        mean, logvar = draft(x)
+        target_out = target(x)
+        std = torch.exp(0.5 * logvar)
+        inside += ((target_out - mean).abs() <= Z_95 * std).sum().item()
+        var_sum += std.square().sum().item()
+        gap_sum += (target_out - mean).square().sum().item()
+        count += mean.numel()
+    return inside / count, np.sqrt(var_sum / count), np.sqrt(gap_sum / count)
+
+
+def main():
+    own, args = parse()
+    target = load_checkpoint(build_model("timer_xl", args), own.target_ckpt).eval()
+    draft = load_checkpoint(build_model("timer_xl_draft", args), own.draft_ckpt).eval()
+    for horizon in own.horizons:
+        errors = rollout_errors(target, draft, args, horizon, own.max_batches)
+        print(f"H {horizon}: " + ", ".join(f"mse_{name} {value:.4f}" for name, value in errors.items()))
+    if args.draft_stochastic:
+        covered, mean_std, rms_gap = coverage(target, draft, args, own.max_batches)
+        print(f"coverage of the target by the draft's 95% interval: {100 * covered:.1f}% "
+              f"(mean draft std {mean_std:.4f}, RMS draft-target gap {rms_gap:.4f})")
+
+
+if __name__ == "__main__":
+    main()

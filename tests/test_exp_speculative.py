@@ -1,0 +1,340 @@
+"""Speculative decoding through run.main (speculative.md sections 6-8): result files, baseline
+comparison, the standard test path with --trace_inference_breakdown and --target_sample, and the
+start-up errors.
+
+Every run tests from checkpoints (--is_training 0) saved from freshly initialised tiny models:
+training adds nothing to the wiring checked here. Data: the offline ETTh1 file, P = 96,
+L = 192 (two tokens), H = 288 (three patches), a few test batches of 4 windows.
+"""
+import csv
+import math
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import run
+from conftest import make_args
+from exp import exp_forecast
+from exp.exp_forecast import FORECAST_RESULT_FILE, ExpForecast
+from exp.exp_speculative import ExpSpeculative
+from models import build_model
+from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.rollout import next_patch, sample_generators, sliding_rollout
+from utils.spec_decoding import DEBUG_COLUMNS
+from utils.spec_report import BREAKDOWN_FILE, SUMMARY_FILE, parse_summary
+
+DATASETS = Path(__file__).resolve().parents[1].parent / 'shared' / 'datasets'
+ETT_ROOT = DATASETS / 'ETT-small'
+pytestmark = pytest.mark.skipif(not (ETT_ROOT / 'ETTh1.csv').is_file(),
+                                reason=f'ETTh1.csv not found under {ETT_ROOT}')
+
+P, L, H = 96, 192, 288
+MODEL = dict(d_model=32, n_heads=2, d_ff=32, e_layers=2, seq_len=L, input_token_len=P,
+             output_token_len=P, test_seq_len=L, test_pred_len=H)  # draft: d_model 8, 1 head, 1 layer
+COMPONENTS = ('norm_in', 'embedding', 'blocks', 'blocks.attn', 'blocks.mlp', 'head', 'denorm_out')
+
+FIXED_SUMMARY_LINES = [r'setting:tgt', r'mode:(speculative|standard)', r'mse:\d+\.\d{6}, mae:\d+\.\d{6}',
+                       r'total_gen_time_s:\d+\.\d{6}, per_batch_s:\d+\.\d{6}',
+                       r'accepted:\d+, attempted:\d+, acceptance_pct:(\d+\.\d{2}|nan)']
+SPEC_BREAKDOWN_LINES = [r'setting:tgt', r'mode:speculative', r't_draft_total:\d+\.\d{6}, n_draft_calls:\d+',
+                        r't_prep_verify_total:\d+\.\d{6}',
+                        r't_target_verify_total:\d+\.\d{6}, n_target_verify_calls:\d+',
+                        r't_target_sample_total:\d+\.\d{6}, n_target_sample_calls:\d+',
+                        r't_accept_cpu_total:\d+\.\d{6}']
+CSV_HEADER = ('batch_idx,round_i,sample_idx,kind,alpha,r,tol_accept,accept,mse,sse_p,sse_q,logp,logq,log_ratio,'
+              'ratio,sigma_eff,sigma_mode,bias,mean_xi_minus_q,var_xi_minus_q,mean_xi_minus_p,var_xi_minus_p')
+
+
+@pytest.fixture(scope='module')
+def ckpts(tmp_path_factory):
+    """Target checkpoints/tgt/checkpoint.pth and draft checkpoints, all freshly initialised."""
+    root = tmp_path_factory.mktemp('ckpts')
+
+    def save(model, name, **overrides):
+        torch.manual_seed(len(name))
+        args = make_args(**{**MODEL, **overrides})
+        save_checkpoint(build_model(model, args), str(root / name))
+
+    save('timer_xl', 'checkpoints/tgt/checkpoint.pth')
+    save('timer_xl_draft', 'draft.pth')
+    save('timer_xl_draft', 'draft_stochastic.pth', draft_stochastic=True)
+    save('timer_xl_draft', 'draft_wide.pth', d_model=64)  # draft d_model 16 instead of 8
+    save('timer_xl_draft', 'draft_p48.pth', input_token_len=48, output_token_len=48)
+    return root
+
+
+@pytest.fixture
+def cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def argv(ckpts, **flags):
+    """run.py command line testing checkpoints/tgt; True -> bare switch, False/None -> omitted."""
+    base = dict(task_name='forecast', is_training=0, model_id='t', model='timer_xl',
+                data='MultivariateDatasetBenchmark', root_path=ETT_ROOT, data_path='ETTh1.csv',
+                checkpoints=ckpts / 'checkpoints', test_dir='tgt', num_workers=0, batch_size=4,
+                test_max_batches=3, **MODEL)
+    out = []
+    for name, value in {**base, **flags}.items():
+        if value is True:
+            out.append(f'--{name}')
+        elif value is not False and value is not None:
+            out += [f'--{name}', str(value)]
+    return out
+
+
+def spec_argv(ckpts, draft='draft.pth', **flags):
+    return argv(ckpts, **{'use_speculative': True, 'spec_draft_ckpt': ckpts / draft, **flags})
+
+
+def spy(monkeypatch, cls, name):
+    """Wrap cls.name; returns the list of (self, args, result) of its calls."""
+    calls, original = [], getattr(cls, name)
+
+    def wrapper(self, *args):
+        result = original(self, *args)
+        calls.append((self, args, result))
+        return result
+
+    monkeypatch.setattr(cls, name, wrapper)
+    return calls
+
+
+def forecasts(calls):
+    """(contexts [N, L, C], forecasts [N, H, C]) of the spied _forecast_batch calls."""
+    return (torch.cat([args[1].cpu() for _, args, _ in calls]),
+            torch.cat([pred.cpu() for _, _, pred in calls]))
+
+
+def load(ckpts, model, path, **overrides):
+    return load_checkpoint(build_model(model, make_args(**{**MODEL, **overrides})), str(path)).eval()
+
+
+def read_records(path):
+    text = path.read_text()
+    assert text.endswith('\n\n')
+    return [block.split('\n') for block in text[:-2].split('\n\n')]
+
+
+def forecast_records(path):
+    return re.findall(r'(?P<setting>[^\n]+)  \nmse:(?P<mse>[^,\n]+), mae:(?P<mae>[^\n]+)\n\n', path.read_text())
+
+
+def read_csv(path):
+    with open(path, newline='') as f:
+        return list(csv.DictReader(f))
+
+
+# ---- the speculative run and its files ----------------------------------------------------------
+
+def test_speculative_run_writes_summary_breakdown_csv_and_forecast_record(ckpts, cwd, monkeypatch):
+    reports = spy(monkeypatch, ExpSpeculative, '_report_inference')
+    run.main(spec_argv(ckpts, spec_compare_baseline=True, trace_inference_breakdown=True, spec_debug_accept=True,
+                       spec_debug_out='debug.csv'))
+    exp = reports[0][0]
+    counters = exp.counters
+
+    [summary] = read_records(cwd / SUMMARY_FILE)
+    for line, pattern in zip(summary, FIXED_SUMMARY_LINES):
+        assert re.fullmatch(pattern, line), (line, pattern)
+    assert summary[1] == 'mode:speculative'
+    assert re.fullmatch(r'spec_k:3, spec_sigma:0\.7, spec_accept_bias:1, accept_mode:tolerance, rollout:sliding, '
+                        r'draft_stochastic:0, spec_adaptive:0(, .*)?', summary[5]), summary[5]
+    assert any(re.fullmatch(r'baseline_per_batch_s:\d+\.\d{6}, speedup:\d+\.\d{3}, mse_vs_target:\d+\.\d{6}', line)
+               for line in summary[5:])
+    assert any(re.search(r'predicted_speedup:\d+\.\d{3}', line) for line in summary[5:])
+    record = parse_summary(cwd / SUMMARY_FILE)[0]
+    assert record['accepted'] == counters.accepted and record['attempted'] == counters.attempted
+    assert 0 < counters.accepted < counters.attempted  # an untrained draft: some accepted, some not
+    assert record['per_batch_s'] == pytest.approx(record['total_gen_time_s'] / 3, abs=2e-6)
+
+    [(setting, mse, mae)] = forecast_records(cwd / FORECAST_RESULT_FILE)
+    assert setting == 'tgt'
+    assert summary[2] == f'mse:{float(mse):.6f}, mae:{float(mae):.6f}'
+
+    [breakdown] = read_records(cwd / BREAKDOWN_FILE)
+    assert len(breakdown) == len(SPEC_BREAKDOWN_LINES)
+    for line, pattern in zip(breakdown, SPEC_BREAKDOWN_LINES):
+        assert re.fullmatch(pattern, line), (line, pattern)
+    times = parse_summary(cwd / BREAKDOWN_FILE)[0]
+    assert times['n_target_verify_calls'] == exp.tracer.n_target_verify_calls > 0
+    assert times['n_target_sample_calls'] == 0  # tolerance mode draws nothing
+
+    # all three batches are within --spec_debug_max_batches (3): one row per tested proposal
+    assert (cwd / 'debug.csv').read_text().split('\n')[0] == CSV_HEADER
+    rows = read_csv(cwd / 'debug.csv')
+    proposals = [r for r in rows if r['kind'] == 'proposal']
+    assert len(proposals) == counters.attempted
+    assert sum(int(r['accept']) for r in proposals) == counters.accepted
+    assert len(rows) - len(proposals) == counters.attempted - counters.accepted  # one correction per rejection
+    assert {r['batch_idx'] for r in rows} == {'0', '1', '2'}
+
+
+def test_debug_csv_has_rows_for_point_and_stochastic_drafts_in_both_modes(ckpts, cwd):
+    seen = set()
+    for draft, stochastic in (('draft.pth', False), ('draft_stochastic.pth', True)):
+        for mode in ('tolerance', 'lossless'):
+            n_before = len(read_csv(cwd / 'debug.csv')) if (cwd / 'debug.csv').exists() else 0
+            run.main(spec_argv(ckpts, draft, draft_stochastic=stochastic, spec_accept_mode=mode,
+                               spec_debug_accept=True, spec_debug_out='debug.csv', spec_debug_max_batches=2))
+            new = read_csv(cwd / 'debug.csv')[n_before:]
+            assert {r['batch_idx'] for r in new} == {'0', '1'}  # 3 batches tested, 2 logged
+            assert {r['sigma_mode'] for r in new} == {'draft_logvar' if stochastic else 'fixed'}
+            assert {r['kind'] for r in new} == {'proposal', 'target_draw'}
+            for r in new:
+                if r['kind'] == 'proposal' and mode == 'lossless':
+                    assert float(r['log_ratio']) == pytest.approx(float(r['logp']) - float(r['logq']), abs=1e-3)  # 10 digits
+                if r['kind'] == 'proposal' and mode == 'tolerance':
+                    assert r['tol_accept'] == r['accept'] and float(r['sse_q']) == 0.0
+            seen.add((stochastic, mode))
+    assert len(seen) == 4
+    assert (cwd / 'debug.csv').read_text().count(CSV_HEADER) == 1
+    summaries = parse_summary(cwd / SUMMARY_FILE)
+    assert [(r['draft_stochastic'], r['accept_mode']) for r in summaries] == [
+        (0, 'tolerance'), (0, 'lossless'), (1, 'tolerance'), (1, 'lossless')]
+    assert len(forecast_records(cwd / FORECAST_RESULT_FILE)) == 4
+
+
+# ---- sigma limits: the comparison really is with the target ----------------------------------------
+
+def test_huge_sigma_gives_the_draft_only_rollout_and_a_nonzero_mse_vs_target(ckpts, cwd, monkeypatch):
+    batches = spy(monkeypatch, ExpSpeculative, '_forecast_batch')
+    run.main(spec_argv(ckpts, spec_sigma=1e6, spec_compare_baseline=True))
+    x, out = forecasts(batches)
+    exp = batches[0][0]
+    assert exp.counters.accepted == exp.counters.attempted > 0
+
+    target = load(ckpts, 'timer_xl', ckpts / 'checkpoints/tgt/checkpoint.pth')
+    draft = load(ckpts, 'timer_xl_draft', ckpts / 'draft.pth')
+    with torch.no_grad():
+        # K = 3 >= S - 1: one round of S - 1 = 2 accepted draft patches, then the target's bonus
+        draft_only = sliding_rollout(draft, x, H, P)
+        torch.testing.assert_close(out[:, :H - P], draft_only[:, :H - P], rtol=0, atol=1e-5)
+        bonus = next_patch(target, torch.cat([x, draft_only[:, :H - P]], 1)[:, -L:], P)
+        torch.testing.assert_close(out[:, H - P:], bonus, rtol=0, atol=1e-5)
+        target_only = sliding_rollout(target, x, H, P)
+    mse_vs_target = exp.squared_diff_to_target / exp.n_values
+    assert mse_vs_target > 1e-3
+    assert mse_vs_target == pytest.approx((out - target_only).double().square().mean().item(), rel=1e-4)
+    assert parse_summary(cwd / SUMMARY_FILE)[0]['mse_vs_target'] == pytest.approx(mse_vs_target, abs=1e-6)
+
+
+@pytest.mark.parametrize('adaptive', [False, True])
+def test_tiny_sigma_gives_the_target_only_rollout(ckpts, cwd, monkeypatch, adaptive):
+    batches = spy(monkeypatch, ExpSpeculative, '_forecast_batch')
+    run.main(spec_argv(ckpts, spec_sigma=1e-8, spec_compare_baseline=True, spec_adaptive=adaptive))
+    x, out = forecasts(batches)
+    exp = batches[0][0]
+    assert exp.counters.accepted == 0 < exp.counters.attempted
+    assert exp.squared_diff_to_target / exp.n_values < 1e-10
+    target = load(ckpts, 'timer_xl', ckpts / 'checkpoints/tgt/checkpoint.pth')
+    with torch.no_grad():
+        torch.testing.assert_close(out, sliding_rollout(target, x, H, P), rtol=0, atol=1e-5)
+    [record] = read_records(cwd / SUMMARY_FILE)
+    assert record[4].startswith('accepted:0, ') and f'spec_adaptive:{int(adaptive)}' in record[5]
+    assert parse_summary(cwd / SUMMARY_FILE)[0]['mse_vs_target'] == 0.0
+
+
+# ---- the standard test path -------------------------------------------------------------------
+
+def test_standard_run_writes_standard_records_and_component_breakdown(ckpts, cwd, monkeypatch):
+    reports = spy(monkeypatch, ExpForecast, '_report_inference')
+    run.main(argv(ckpts, trace_inference_breakdown=True))
+    exp = reports[0][0]
+
+    [summary] = read_records(cwd / SUMMARY_FILE)
+    for line, pattern in zip(summary, FIXED_SUMMARY_LINES[:4]):
+        assert re.fullmatch(pattern, line), (line, pattern)
+    assert summary[1] == 'mode:standard' and 'target_sample:0' in summary[4]
+    [(_, mse, mae)] = forecast_records(cwd / FORECAST_RESULT_FILE)
+    assert summary[2] == f'mse:{float(mse):.6f}, mae:{float(mae):.6f}'
+
+    [breakdown] = read_records(cwd / BREAKDOWN_FILE)
+    assert breakdown[:2] == ['setting:tgt', 'mode:standard']
+    n_forward = 3 * math.ceil(H / P)  # 3 batches, one target call per patch
+    assert re.fullmatch(rf't_baseline_forward_total:\d+\.\d{{6}}, n_baseline_calls:{n_forward}', breakdown[2])
+    lines = {}
+    for line in breakdown[3:]:
+        match = re.fullmatch(r'comp_(\S+)_total:(\d+\.\d{6}), per_call_avg:(\d+\.\d{6})', line)
+        assert match, line
+        lines[match[1]] = (float(match[2]), float(match[3]))
+    assert set(COMPONENTS) <= set(lines)
+    calls = exp.component_timer.calls
+    per_layer = {'blocks.attn', 'blocks.mlp'}
+    for name in COMPONENTS:
+        assert calls[name] == (MODEL['e_layers'] if name in per_layer else 1) * n_forward, name
+        total, per_call = lines[name]
+        assert total == pytest.approx(exp.component_timer.totals[name], abs=1e-6)
+        assert per_call == pytest.approx(total / calls[name], abs=2e-6)
+
+
+def test_target_sample_is_reproducible_per_sample_and_independent_of_batch_size(ckpts, cwd, monkeypatch):
+    batches = spy(monkeypatch, ExpForecast, '_forecast_batch')
+
+    def test_run(**flags):
+        batches.clear()
+        run.main(argv(ckpts, **{'test_max_batches': 2, **flags}))
+        return forecasts(batches)
+
+    x, point = test_run()
+    _, sampled = test_run(target_sample=True, seed=7)
+    _, again = test_run(target_sample=True, seed=7)
+    x_one, one_by_one = test_run(target_sample=True, seed=7, batch_size=1, test_max_batches=8)
+    _, other_seed = test_run(target_sample=True, seed=8)
+
+    assert sampled.shape == point.shape == (8, H, 7)
+    torch.testing.assert_close(x_one, x)
+    torch.testing.assert_close(again, sampled, rtol=0, atol=0)
+    torch.testing.assert_close(one_by_one, sampled, rtol=0, atol=1e-5)
+    assert (sampled - point).abs().mean() > 0.1 and (other_seed - sampled).abs().mean() > 0.1
+    # the first patch is the target's point forecast plus sigma * eps from the sample's own stream
+    eps = torch.stack([torch.randn(P, 7, generator=g, dtype=torch.float64)
+                       for g in sample_generators(7, range(8))]).float()
+    torch.testing.assert_close(sampled[:, :P], point[:, :P] + 0.7 * eps, rtol=0, atol=1e-5)
+    assert [r['target_sample'] for r in parse_summary(cwd / SUMMARY_FILE)] == [0, 1, 1, 1, 1]
+
+
+# ---- start-up errors ---------------------------------------------------------------------------
+
+START_UP_ERRORS = {
+    'k0': (dict(spec_k=0), ['--spec_k 0']),
+    'sigma0': (dict(spec_sigma=0), ['--spec_sigma 0']),
+    'bias_below_1': (dict(spec_accept_bias=0.5), ['--spec_accept_bias 0.5']),
+    'accept_mode': (dict(spec_accept_mode='foo'), ["--spec_accept_mode 'foo'"]),
+    'rollout': (dict(rollout='foo'), ["--rollout 'foo'"]),
+    'rollout_cached': (dict(rollout='cached'), ['--rollout cached', 'not implemented']),
+    'no_draft_ckpt': (dict(spec_draft_ckpt=''), ['--spec_draft_ckpt']),
+    'missing_draft_file': (dict(spec_draft_ckpt='{root}/nope.pth'),
+                           ['--spec_draft_ckpt {root}/nope.pth', 'not found']),
+    'draft_shapes': (dict(spec_draft_ckpt='{root}/draft_wide.pth'),
+                     ['--spec_draft_ckpt {root}/draft_wide.pth', '--d_model 32', 'shape mismatches (',
+                      'embedding.weight: checkpoint (16, 96) vs model (8, 96)']),
+    'draft_patch_len': (dict(spec_draft_ckpt='{root}/draft_p48.pth'),
+                        ['--input_token_len 96', 'embedding.weight: checkpoint (8, 48) vs model (8, 96)']),
+    'token_lens_differ': (dict(output_token_len=48), ['--input_token_len == --output_token_len', '96 and 48']),
+    'stochastic_flag_point_ckpt': (dict(draft_stochastic=True),
+                                   ['--draft_stochastic True', 'hint: checkpoint is not stochastic: drop --draft_stochastic',
+                                    'missing keys (4)']),
+}
+
+
+@pytest.mark.parametrize('case', START_UP_ERRORS)
+def test_bad_flags_stop_the_run_before_any_model_work(ckpts, cwd, monkeypatch, case):
+    flags, expected = START_UP_ERRORS[case]
+    flags = {name: value.format(root=ckpts) if isinstance(value, str) else value for name, value in flags.items()}
+
+    def no_model_work(*_):
+        raise AssertionError('data or target model touched before the start-up error')
+
+    monkeypatch.setattr(exp_forecast, 'get_dataset', no_model_work)
+    monkeypatch.setattr(exp_forecast, 'build_model', no_model_work)
+    with pytest.raises(SystemExit) as error:
+        run.main(spec_argv(ckpts, **flags))
+    message = str(error.value)
+    assert message.startswith('error: ')
+    for part in expected:
+        assert part.format(root=ckpts) in message, (part, message)
+    assert list(cwd.iterdir()) == []  # no result file, no test_results folder
