@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from layers.attention import AttentionLayer, CausalAttention, TokenLabels
-from layers.instance_norm import denormalize, normalize
+from layers.instance_norm import denormalize
+from layers.patching import patchify
 from layers.transformer import TimerBlock, TimerLayer
 
 
@@ -35,15 +36,10 @@ class Timer(nn.Module):
         self.head = nn.Linear(d_model, configs.output_token_len)
 
     def forward(self, x, x_mark=None, y_mark=None):
-        batch, length, n_vars = x.shape
-        if length % self.patch_len:
-            raise ValueError(f"input length {length} is not a multiple of input_token_len {self.patch_len}")
-        stats = None
-        if self.use_norm:
-            x, *stats = normalize(x)
-        n_tokens = length // self.patch_len
-        patches = x.transpose(1, 2).reshape(batch * n_vars, n_tokens, self.patch_len)
-        h = self.dropout(self.embedding(patches) + self.position_table[:n_tokens])
+        patches, stats = patchify(x, self.patch_len, self.use_norm)
+        batch, n_vars, n_tokens, _ = patches.shape
+        h = self.embedding(patches.flatten(0, 1))  # channel independence: every variable is a sequence
+        h = self.dropout(h + self.position_table[:n_tokens])
         h = self.blocks(h, TokenLabels.grid(1, n_tokens, x.device), 1)
         y = self.head(h).reshape(batch, n_vars, -1).transpose(1, 2)
         return denormalize(y, *stats) if stats else y

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from layers.attention import AttentionLayer, TimeAttention, TokenLabels
-from layers.instance_norm import denormalize, normalize
+from layers.instance_norm import denormalize
+from layers.patching import patchify
 from layers.transformer import TimerBlock, TimerLayer
 
 
@@ -56,14 +57,8 @@ class TimerXL(nn.Module):
         self.head = nn.Linear(d_model, self.output_len)
 
     def forward(self, x, x_mark=None, y_mark=None):
-        batch, length, n_vars = x.shape
-        if length % self.patch_len:
-            raise ValueError(f"input length {length} is not a multiple of input_token_len {self.patch_len}")
-        stats = None
-        if self.use_norm:
-            x, *stats = normalize(x)
-        n_tokens = length // self.patch_len
-        patches = x.transpose(1, 2).reshape(batch, n_vars, n_tokens, self.patch_len)
+        patches, stats = patchify(x, self.patch_len, self.use_norm)
+        batch, n_vars, n_tokens, _ = patches.shape
         h = self.embedding(patches).reshape(batch, n_vars * n_tokens, -1)
         h = self.blocks(h, TokenLabels.grid(n_vars, n_tokens, x.device), n_vars)
         return self._readout(h, n_vars, stats)

@@ -96,6 +96,19 @@ require_file() {
   if [ ! -f "$1" ]; then echo "error: $2 not found: $1" >&2; return 1; fi
 }
 
+# train_unless_done GPUS FLAGS...: train unless the checkpoint of FLAGS exists (TRAIN=1 retrains).
+train_unless_done() {
+  local gpus=$1 setting
+  shift
+  setting=$(setting_of "$@") || return 1
+  if [ "${TRAIN:-0}" = 1 ] || [ ! -f "checkpoints/$setting/checkpoint.pth" ]; then
+    launch "$gpus" "$@"
+  else
+    echo "checkpoints/$setting/checkpoint.pth exists; not retraining (TRAIN=1 retrains)"
+  fi
+  echo "checkpoint: checkpoints/$setting/checkpoint.pth"
+}
+
 # scale_tag SCALE: 0.25 -> 025x, 0.01 -> 001x (the suffix of model ids and script names).
 scale_tag() {
   echo "${1//./}x"
@@ -209,14 +222,7 @@ pretrain_draft() {
   if [ "${data,,}" != all_datasets ]; then
     ensure_data "${data,,}"
   fi
-  local setting
-  setting=$(setting_of "${flags[@]}") || return 1
-  if [ "${TRAIN:-0}" = 1 ] || [ ! -f "checkpoints/$setting/checkpoint.pth" ]; then
-    launch "$gpus" "${flags[@]}"
-  else
-    echo "checkpoints/$setting/checkpoint.pth exists; not retraining (TRAIN=1 retrains)"
-  fi
-  echo "checkpoint: checkpoints/$setting/checkpoint.pth"
+  train_unless_done "$gpus" "${flags[@]}"
 }
 
 # pretrain_script DATA SCALE: the script that pretrains that draft.
@@ -308,14 +314,7 @@ distill_draft() {
   into source draft_words "$data" || return 1
   ensure_pretrained_draft "${source[@]}" "$gpus"
   into flags distill_args "$data" "$TARGET_CKPT" "$DRAFT_CKPT" || return 1
-  local setting
-  setting=$(setting_of "${flags[@]}") || return 1
-  if [ "${TRAIN:-0}" = 1 ] || [ ! -f "checkpoints/$setting/checkpoint.pth" ]; then
-    launch "$gpus" "${flags[@]}"
-  else
-    echo "checkpoints/$setting/checkpoint.pth exists; not retraining (TRAIN=1 retrains)"
-  fi
-  echo "distilled draft: checkpoints/$setting/checkpoint.pth"
+  train_unless_done "$gpus" "${flags[@]}"
 }
 
 # ensure_distilled_draft DATA [GPUS]: for the speculative-decoding scripts: run the distillation script
@@ -333,8 +332,9 @@ ensure_distilled_draft() {
 # ================================================================ speculative-decoding tests and sweeps
 # spec_test DATA (test_<data>_timer_vs_spec_025x_stochastic.sh) and spec_sweep NAME DATA (the sweep scripts)
 # test the fine-tuned Timer-XL target of timer_xl_<data>.sh with its distilled 0.25x stochastic draft.
-# Env overrides, for other or tiny models: TARGET_FLAGS="..." (the target's run.py flags, instead of those of
-# timer_xl_<data>.sh), TARGET_CKPT and DISTILLED_CKPT (checkpoint paths; a set one is used as it is, not made).
+# Env overrides, for other or tiny models: TARGET_CKPT and DISTILLED_CKPT (checkpoint paths; a set one is used
+# as it is, nothing is made), TARGET_FLAGS="..." (the target's run.py flags instead of those of timer_xl_<data>.sh;
+# needs TARGET_CKPT; the draft is built from them scaled by --draft_scale_*, 0.25 by default).
 
 SPEC_DEBUG_CSV=spec_decoding_new_stochastic_025x.csv
 
@@ -350,6 +350,7 @@ spec_setup() {
   local data=$1
   local -a tflags
   if [ -n "${TARGET_FLAGS:-}" ]; then
+    if [ -z "${TARGET_CKPT:-}" ]; then echo "error: TARGET_FLAGS needs TARGET_CKPT (its checkpoint)" >&2; return 1; fi
     read -r -a tflags <<< "$TARGET_FLAGS"
   else
     into tflags target_args "$data" || return 1

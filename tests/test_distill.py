@@ -444,7 +444,7 @@ def test_distill_script_makes_target_and_draft_then_distils(tmp_path, data):
         assert switch in distill
     if extra:  # EXTRA_ARGS reaches every command, also those of the scripts run from this one
         assert all(f[-2:] == extra.split() for _, f in runs)
-    assert stdout.splitlines()[-1] == (f'distilled draft: checkpoints/{model_id}_draft_distill_stochastic_from_target_'
+    assert stdout.splitlines()[-1] == (f'checkpoint: checkpoints/{model_id}_draft_distill_stochastic_from_target_'
                                        f'{model_id}/checkpoint.pth')
     # Everything exists now: nothing runs again; TRAIN=1 re-distils only.
     assert run_calls(repo.run(script)[1]) == []
