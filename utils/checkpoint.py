@@ -19,6 +19,7 @@ def save_checkpoint(model, path):
     os.close(fd)
     try:
         torch.save(state, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are shared like any result
         os.replace(tmp, path)
     except BaseException:
         os.remove(tmp)
