@@ -5,10 +5,15 @@
 PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 read -r -a EXTRA_ARGS <<< "${EXTRA_ARGS:-}"
 
+# ensure_venv: create .venv and install requirements.txt, again whenever requirements.txt changed
+# (or an earlier install did not finish).
 ensure_venv() {
-  if [ ! -x .venv/bin/python ]; then
+  local stamp=.venv/requirements.sha256 wanted
+  wanted=$(sha256sum requirements.txt | cut -d' ' -f1)
+  if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     python3 -m venv .venv
     .venv/bin/pip install -q -r requirements.txt
+    echo "$wanted" > "$stamp"
   fi
   PY=.venv/bin/python
 }
