@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole workflow at a small size on CPU (about 5-10 minutes on 2 cores):
+# The whole workflow at a small size on CPU (about 1-2 minutes on 2 idle cores):
 # fetch ETTh1 -> pretrain a draft -> train a Timer-XL target -> distill the draft into the target
 # -> speculative decoding tests (tolerance and lossless) against the target-only baseline.
 # The full-size experiments are the scripts under scripts/pretrain, scripts/supervised and scripts/distillation.

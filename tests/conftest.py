@@ -32,3 +32,14 @@ def make_args(**overrides):
             value = ','.join(str(v) for v in value)
         setattr(args, name, value)
     return fill_defaults(args)
+
+
+def cli_args(flags):
+    """run.py command line from a dict of flags: True -> bare switch, False/None -> omitted."""
+    out = []
+    for name, value in flags.items():
+        if value is True:
+            out.append(f'--{name}')
+        elif value is not False and value is not None:
+            out += [f'--{name}', str(value)]
+    return out

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 import run
-from conftest import make_args
+from conftest import cli_args, make_args
 from data_provider.data_factory import get_loader
 from exp.exp_distill import ExpDistill
 from models import build_model
@@ -105,13 +105,7 @@ def distill_argv(workdir, teacher_path, **flags):
                 **TARGET, dropout=0.0, use_norm=True, valid_last=True, distill=True,
                 distill_target_ckpt=str(teacher_path), draft_stochastic=True, subset_rand_ratio=0.05, batch_size=32,
                 learning_rate=0.003, num_workers=0, checkpoints=str(workdir / 'checkpoints'), seed=2021)
-    out = []
-    for name, value in {**base, **flags}.items():
-        if value is True:
-            out.append(f'--{name}')
-        elif value is not False and value is not None:
-            out += [f'--{name}', str(value)]
-    return out
+    return cli_args({**base, **flags})
 
 
 def make_exp(workdir, teacher_path, **flags):

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import run
-from conftest import make_args
+from conftest import cli_args, make_args
 from exp import exp_forecast
 from exp.exp_forecast import FORECAST_RESULT_FILE, ExpForecast
 from exp.exp_speculative import ExpSpeculative
@@ -77,13 +77,7 @@ def argv(ckpts, **flags):
                 data='MultivariateDatasetBenchmark', root_path=ETT_ROOT, data_path='ETTh1.csv',
                 checkpoints=ckpts / 'checkpoints', test_dir='tgt', num_workers=0, batch_size=4,
                 test_max_batches=3, **MODEL)
-    out = []
-    for name, value in {**base, **flags}.items():
-        if value is True:
-            out.append(f'--{name}')
-        elif value is not False and value is not None:
-            out += [f'--{name}', str(value)]
-    return out
+    return cli_args({**base, **flags})
 
 
 def spec_argv(ckpts, draft='draft.pth', **flags):

@@ -16,7 +16,7 @@ import torch
 import torch.serialization
 
 import run
-from conftest import make_args
+from conftest import cli_args, make_args
 from data_provider.data_factory import get_loader
 from exp import exp_forecast
 from exp.exp_forecast import FORECAST_RESULT_FILE, ExpForecast
@@ -43,13 +43,7 @@ BASE = dict(task_name='forecast', is_training=1, model_id='t', model='timer_xl',
 
 def argv(**flags):
     """run.py command line from keyword flags: True -> bare switch, False/None -> omitted."""
-    out = []
-    for name, value in {**BASE, **flags}.items():
-        if value is True:
-            out.append(f'--{name}')
-        elif value is not False and value is not None:
-            out += [f'--{name}', str(value)]
-    return out
+    return cli_args({**BASE, **flags})
 
 
 def write_csv(path, rows=400, nan_at=None):
