@@ -11,14 +11,15 @@ from tqdm import tqdm
 from data_provider.data_factory import get_dataset, get_loader
 from models import build_model
 from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.component_timer import ComponentTimer
 from utils.distributed import all_reduce_sum, barrier, init_distributed, shutdown
 from utils.losses import gaussian_nll
 from utils.metrics import StreamingMetrics
 from utils.results import append_record, forecast_record
-from utils.component_timer import ComponentTimer
 from utils.rollout import sample_generators, sliding_rollout
 from utils.setting import make_setting
 from utils.spec_report import BREAKDOWN_FILE, SUMMARY_FILE, write_standard_breakdown, write_standard_summary
+from utils.stopwatch import timed
 from utils.tools import EarlyStopping, learning_rate_at, plot_forecast, set_learning_rate
 
 FORECAST_RESULT_FILE = "result_long_term_forecast.txt"
@@ -27,17 +28,6 @@ FORECAST_RESULT_FILE = "result_long_term_forecast.txt"
 def point_forecast(output):
     """The mean of a stochastic (mean, logvar) output, the output itself otherwise."""
     return output[0] if isinstance(output, tuple) else output
-
-
-def timed(fn, device):
-    """(fn(), wall seconds), synchronising CUDA at both ends so queued kernels are counted."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
-    result = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return result, time.perf_counter() - start
 
 
 def select_device(args, dist_info):

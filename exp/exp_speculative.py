@@ -5,15 +5,15 @@ built from the same flags (scaled by --draft_scale_*) and loaded from --spec_dra
 With --spec_compare_baseline the target-only rollout runs on the same batches, alternating which
 goes first, and the record gets the measured speedup, mse_vs_target and the speed model's prediction.
 """
-import torch
 
-from exp.exp_forecast import ExpForecast, timed
+from exp.exp_forecast import ExpForecast
 from models import build_model
 from utils.acceptance import predicted_speedup
 from utils.checkpoint import CheckpointMismatch, load_checkpoint
 from utils.spec_decoding import SpecConfig, SpecCounters, SpecTracer, SpeculativeDecoder
 from utils.spec_report import (BREAKDOWN_FILE, SUMMARY_FILE, write_debug_csv, write_speculative_breakdown,
                                write_speculative_summary)
+from utils.stopwatch import timed
 
 
 def build_draft(args, device="cpu"):

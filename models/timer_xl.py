@@ -5,7 +5,6 @@ x [B, L, C] -> patches [B, C, N, P] -> tokens [B, C*N, D] (variable-major) -> Ti
 """
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from layers.attention import AttentionLayer, TimeAttention, TokenLabels

@@ -22,7 +22,6 @@ from exp.exp_speculative import ExpSpeculative
 from models import build_model
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.rollout import next_patch, sample_generators, sliding_rollout
-from utils.spec_decoding import DEBUG_COLUMNS
 from utils.spec_report import BREAKDOWN_FILE, SUMMARY_FILE, parse_summary
 
 DATASETS = Path(__file__).resolve().parents[1].parent / 'shared' / 'datasets'

@@ -62,7 +62,6 @@ rejected proposal it replaces). Columns:
 NaN marks a column that does not apply.
 """
 import math
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -72,6 +71,7 @@ from utils.acceptance import (PATCH_DIMS, accept, gaussian_log_density, log_acce
                               lossless_log_ratio, predicted_speedup, sample_residual,
                               tolerance_log_ratio)
 from utils.rollout import last_token, log_uniform_draws, normal_draws, sample_generators
+from utils.stopwatch import Stopwatch
 
 NAN = float("nan")
 DEBUG_COLUMNS = ("batch_idx,round_i,sample_idx,kind,alpha,r,tol_accept,accept,mse,sse_p,sse_q,"
@@ -158,15 +158,10 @@ class SpecTracer:
 
     @contextmanager
     def timed(self, section, device):
-        sync = device.type == "cuda"
-        if sync:
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        yield
-        if sync:
-            torch.cuda.synchronize(device)
+        with Stopwatch(device) as watch:
+            yield
         total = f"t_{section}_total"
-        setattr(self, total, getattr(self, total) + time.perf_counter() - start)
+        setattr(self, total, getattr(self, total) + watch.seconds)
         count = f"n_{section}_calls"
         if hasattr(self, count):
             setattr(self, count, getattr(self, count) + 1)
