@@ -5,7 +5,6 @@ built from the same flags (scaled by --draft_scale_*) and loaded from --spec_dra
 With --spec_compare_baseline the target-only rollout runs on the same batches, alternating which
 goes first, and the record gets the measured speedup, mse_vs_target and the speed model's prediction.
 """
-
 from exp.exp_forecast import ExpForecast
 from models import build_model
 from utils.acceptance import predicted_speedup
@@ -16,7 +15,8 @@ from utils.spec_report import (BREAKDOWN_FILE, SUMMARY_FILE, write_debug_csv, wr
 from utils.stopwatch import timed
 
 
-def build_draft(args, device="cpu"):
+def build_draft(args):
+    """The draft on CPU, loaded from --spec_draft_ckpt; any mismatch stops the run naming the flags."""
     draft = build_model(args.spec_draft_model, args)
     try:
         load_checkpoint(draft, args.spec_draft_ckpt)
@@ -25,7 +25,7 @@ def build_draft(args, device="cpu"):
                          f"from --d_model {args.d_model} --n_heads {args.n_heads} --d_ff {args.d_ff} --e_layers "
                          f"{args.e_layers}, --draft_scale_*, --draft_stochastic {args.draft_stochastic} and "
                          f"--input_token_len {args.input_token_len}: {error}") from None
-    return draft.to(device).eval()
+    return draft.eval()
 
 
 class ExpSpeculative(ExpForecast):

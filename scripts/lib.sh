@@ -328,8 +328,9 @@ ensure_distilled_draft() {
   DISTILLED_CKPT=$(distilled_draft_ckpt "$1") || return 1
   if [ ! -f "$DISTILLED_CKPT" ]; then
     local data=${1,,}
-    run_script "scripts/distillation/updated_distillation/${data}_timer_xl_draft_from_target_${data}_stochastic.sh" \
-      "${2:-1}"
+    local script="scripts/distillation/updated_distillation/${data}_timer_xl_draft_from_target_${data}_stochastic.sh"
+    echo "distilled draft $DISTILLED_CKPT missing: running $script"
+    run_script "$script" "${2:-1}"
   fi
   require_file "$DISTILLED_CKPT" "distilled draft checkpoint"
 }
@@ -362,11 +363,7 @@ spec_setup() {
   fi
   ensure_data "$(flag_value --model_id "${tflags[@]}")" || return 1
   if [ -z "${TARGET_CKPT:-}" ]; then ensure_target "$data" || return 1; fi
-  if [ -z "${DISTILLED_CKPT:-}" ]; then
-    DISTILLED_CKPT=$(distilled_draft_ckpt "$data") || return 1
-    if [ ! -f "$DISTILLED_CKPT" ]; then echo "distilled draft $DISTILLED_CKPT missing: running its distillation script"; fi
-    ensure_distilled_draft "$data" || return 1
-  fi
+  if [ -z "${DISTILLED_CKPT:-}" ]; then ensure_distilled_draft "$data" || return 1; fi
   require_file "$TARGET_CKPT" "target checkpoint (TARGET_CKPT)" || return 1
   require_file "$DISTILLED_CKPT" "distilled draft checkpoint (DISTILLED_CKPT)" || return 1
   local target root
