@@ -115,7 +115,9 @@ def build_parser():
     a("--spec_accept_mode", type=str, default="tolerance", help="tolerance or lossless")
     a("--spec_residual_max_tries", type=int, default=100)
     a("--spec_adaptive", action="store_true", help="adapt K between rounds from the running acceptance")
-    a("--rollout", type=str, default="sliding", help="sliding or cached")
+    a("--rollout", type=str, default="sliding", help="sliding or cached (KV caches, speculative.md 2.1)")
+    a("--cache_max_tokens", type=int, default=0,
+      help="with --rollout cached: new tokens attend to at most this many time steps (0: all)")
     a("--target_sample", action="store_true", help="target-only baseline emits mu_p + sigma*eps")
     a("--spec_compare_baseline", action="store_true")
     a("--spec_debug_accept", action="store_true")
@@ -150,10 +152,26 @@ def validate(args):
             fail(f"--{flag} {getattr(args, flag)} is not a multiple of --input_token_len {args.input_token_len}")
     if args.distill and not args.distill_target_ckpt:
         fail("--distill needs --distill_target_ckpt")
+    validate_rollout(args)
     if args.draft_stochastic and args.model != "timer_xl_draft" and not args.use_speculative:
         fail(f"--draft_stochastic needs --model timer_xl_draft (got --model {args.model})")
     if args.use_speculative:
         validate_speculative(args)
+
+
+def validate_rollout(args):
+    if args.rollout not in ("sliding", "cached"):
+        fail(f"--rollout '{args.rollout}' is not one of: sliding, cached")
+    if args.cache_max_tokens < 0:
+        fail(f"--cache_max_tokens {args.cache_max_tokens} must be >= 0 (0: no cap)")
+    if args.cache_max_tokens and args.rollout != "cached":
+        fail(f"--cache_max_tokens {args.cache_max_tokens} needs --rollout cached")
+    if args.rollout == "cached" and args.covariate:
+        fail("--rollout cached cannot be used with --covariate (the target attends to later covariate tokens, "
+             "which an incremental forward cannot reproduce); use --rollout sliding")
+    if args.rollout == "cached" and args.input_token_len != args.output_token_len:
+        fail(f"--rollout cached needs --input_token_len == --output_token_len "
+             f"(got {args.input_token_len} and {args.output_token_len})")
 
 
 def validate_speculative(args):
@@ -168,10 +186,6 @@ def validate_speculative(args):
         fail(f"--spec_accept_bias {args.spec_accept_bias} must be >= 1")
     if args.spec_accept_mode not in ("tolerance", "lossless"):
         fail(f"--spec_accept_mode '{args.spec_accept_mode}' is not one of: tolerance, lossless")
-    if args.rollout not in ("sliding", "cached"):
-        fail(f"--rollout '{args.rollout}' is not one of: sliding, cached")
-    if args.rollout == "cached":
-        fail("--rollout cached is not implemented yet; use --rollout sliding")
     if args.spec_residual_max_tries < 1:
         fail(f"--spec_residual_max_tries {args.spec_residual_max_tries} must be >= 1")
     if not args.spec_draft_ckpt:
