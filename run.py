@@ -17,7 +17,7 @@ def build_parser():
     a("--task_name", type=str, required=True, default="forecast", help="forecast or pretrain")
     a("--is_training", type=int, required=True, default=1, help="1 = train + test, 0 = test a checkpoint")
     a("--model_id", type=str, required=True, default="test")
-    a("--model", type=str, required=True, default="timer_xl", help="timer_xl, timer_xl_draft, timer")
+    a("--model", type=str, required=True, default="timer_xl", help="timer_xl, timer_xl_draft, timer, timer_draft, ttm")
     a("--seed", type=int, default=2021)
     # data
     a("--data", type=str, required=True, default="ETTh1", help="dataset class key")
@@ -39,6 +39,8 @@ def build_parser():
     a("--d_ff", type=int, default=2048)
     a("--activation", type=str, default="relu")
     a("--covariate", action="store_true")
+    a("--rope_position", type=str, default="time", choices=("time", "flat"),
+      help="Timer-XL RoPE position: time index n, or OpenLTM's flattened c*N + n (sliding rollout only)")
     a("--node_num", type=int, default=100, help="unused")
     a("--node_list", type=str, default="23,37,40", help="unused")
     a("--use_norm", action="store_true")
@@ -77,14 +79,16 @@ def build_parser():
     a("--patch_size", type=int, default=16)
     a("--kernel_size", type=int, default=25)
     a("--stride", type=int, default=8)
-    a("--n_vars", type=int, default=7)
-    a("--factor", type=int, default=2)
-    a("--mode", type=str, default="mix_channel")
-    a("--AP_levels", type=int, default=0)
     a("--use_decoder", action="store_true", default=True)
-    a("--d_mode", type=str, default="common_channel")
-    a("--layers", type=int, default=8)
-    a("--hidden_dim", type=int, default=16)
+    # TTM (models/ttm.py)
+    a("--n_vars", type=int, default=7, help="ttm: variables, needed by channel mixing")
+    a("--factor", type=int, default=2, help="ttm: MLP expansion factor")
+    a("--mode", type=str, default="mix_channel", help="ttm backbone: common_channel or mix_channel")
+    a("--AP_levels", type=int, default=0, help="ttm: adaptive-patching levels above the plain one")
+    a("--d_mode", type=str, default="common_channel", help="ttm decoder: common_channel or mix_channel")
+    a("--layers", type=int, default=8, help="ttm: mixer layers per backbone level")
+    a("--hidden_dim", type=int, default=16, help="ttm: feature width D")
+    a("--ttm_patches", type=int, default=4, help="ttm: patches forecast in one call (K_max as a draft)")
     a("--ts_vocab_size", type=int, default=1000)
     a("--domain_des", type=str, default=ETT_DESCRIPTION)
     a("--llm_model", type=str, default="LLAMA")
@@ -132,6 +136,9 @@ def fail(message):
     raise SystemExit(f"error: {message}")
 
 
+STOCHASTIC_MODELS = ("timer_xl_draft", "ttm")  # the families with a log-variance head
+
+
 def validate(args):
     """Check every flag combination that cannot work, before any data or model is touched."""
     from data_provider.data_factory import DATA_DICT
@@ -153,8 +160,9 @@ def validate(args):
     if args.distill and not args.distill_target_ckpt:
         fail("--distill needs --distill_target_ckpt")
     validate_rollout(args)
-    if args.draft_stochastic and args.model != "timer_xl_draft" and not args.use_speculative:
-        fail(f"--draft_stochastic needs --model timer_xl_draft (got --model {args.model})")
+    validate_one_call_training(args)
+    if args.draft_stochastic and args.model not in STOCHASTIC_MODELS and not args.use_speculative:
+        fail(f"--draft_stochastic needs --model {' or '.join(STOCHASTIC_MODELS)} (got --model {args.model})")
     if args.use_speculative:
         validate_speculative(args)
 
@@ -169,9 +177,23 @@ def validate_rollout(args):
     if args.rollout == "cached" and args.covariate:
         fail("--rollout cached cannot be used with --covariate (the target attends to later covariate tokens, "
              "which an incremental forward cannot reproduce); use --rollout sliding")
+    if args.rollout == "cached" and args.rope_position == "flat":
+        fail("--rollout cached cannot be used with --rope_position flat (OpenLTM's position c*N + n shifts every "
+             "variable c >= 1 as the context grows); use --rollout sliding")
     if args.rollout == "cached" and args.input_token_len != args.output_token_len:
         fail(f"--rollout cached needs --input_token_len == --output_token_len "
              f"(got {args.input_token_len} and {args.output_token_len})")
+
+
+def validate_one_call_training(args):
+    """TTM learns its K = --ttm_patches patches from the K*P points after each window."""
+    if args.model != "ttm" or args.use_speculative:
+        return
+    if args.is_training and not args.nonautoregressive:
+        fail("--model ttm trains on the points after each window: add --nonautoregressive")
+    if args.is_training and args.output_token_len != args.ttm_patches * args.input_token_len:
+        fail(f"--model ttm trains with --output_token_len = --ttm_patches * --input_token_len = "
+             f"{args.ttm_patches * args.input_token_len} (got {args.output_token_len})")
 
 
 def validate_speculative(args):

@@ -124,13 +124,15 @@ class ExpForecast:
         """Batch-size weighted MSE of the point forecast, summed over DDP ranks."""
         self.model.eval()
         total, count = 0.0, 0
-        rows, horizon = self.args.output_token_len, self.args.test_pred_len
+        horizon = self.args.test_pred_len
+        rows = min(self.args.output_token_len, horizon)
         for x, y, _, _ in loader:
             output = self.model(x.float().to(self.device)).mean
             y = y.float().to(self.device)
-            if aligned_test:  # the first O rows of the last label window line up with the last token's forecast
+            if aligned_test:  # the first rows of the last label window line up with the last token's forecast
                 first = y.shape[1] - horizon
-                output, y = self._slice(output[:, -rows:]), self._slice(y[:, first:first + rows])
+                last = output.shape[1] - self.args.output_token_len
+                output, y = self._slice(output[:, last:last + rows]), self._slice(y[:, first:first + rows])
             else:
                 output, y = self._slice(output, is_test), self._slice(y, is_test)
             total += nn.functional.mse_loss(output, y).item() * x.shape[0]

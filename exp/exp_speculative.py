@@ -1,7 +1,9 @@
 """Test with speculative decoding (--use_speculative): the draft proposes, the target verifies.
 
 The target is --model (trained here or loaded from --test_dir); the draft is --spec_draft_model
-built from the same flags (scaled by --draft_scale_*) and loaded from --spec_draft_ckpt at start-up.
+built from the same flags and loaded from --spec_draft_ckpt at start-up: timer_xl_draft and
+timer_draft scale the target's sizes by --draft_scale_*; ttm has sizes of its own (--hidden_dim,
+--layers, ...), which the scales do not touch.
 Both decode with --rollout. Before timing starts, each side runs once, untimed, on the first batch
 (the speculative decoder measures its step costs c and v there). With --spec_compare_baseline the
 target-only rollout runs on the same batches, the order alternating every batch, and the record
@@ -11,6 +13,7 @@ from exp.exp_forecast import ExpForecast
 from models import build_model
 from speculative import SpecConfig, SpeculativeDecoder
 from speculative.debug_rows import debug_rows
+from speculative.engine import check_one_call
 from utils.checkpoint import CheckpointMismatch, load_checkpoint
 from utils.spec_report import (BREAKDOWN_FILE, SUMMARY_FILE, write_debug_csv, write_speculative_breakdown,
                                write_speculative_summary)
@@ -34,6 +37,10 @@ class ExpSpeculative(ExpForecast):
     def __init__(self, args):
         draft = build_draft(args)  # a bad draft checkpoint stops the run before the data and the target are touched
         super().__init__(args)
+        try:
+            check_one_call(self.bare_model, draft, args.spec_k)
+        except ValueError as error:
+            raise SystemExit(f"error: --model {args.model} with --spec_draft_model {args.spec_draft_model}: {error}") from None
         self.draft = draft.to(self.device)
         self.config = SpecConfig.of(args)
 

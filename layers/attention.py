@@ -30,6 +30,13 @@ class TokenLabels:
         return TokenLabels(var, time if first_time is None else first_time[:, None] + time)
 
 
+def flat_positions(labels: TokenLabels, n_vars):
+    """OpenLTM's RoPE position c*N + n of every token of a full window of N time steps (model.md 3.4a).
+    Equals the time index n when n_vars = 1; it depends on N, so it cannot label a growing cache."""
+    n_steps = labels.time.shape[-1] // n_vars
+    return labels.var * n_steps + labels.time
+
+
 def blocked_mask(q: TokenLabels, k: TokenLabels, n_vars, covariate=False, window=0):
     """Boolean [Tq, Tk] (or [R, Tq, Tk] for per-row times), True where key j is hidden from query i
     (model.md 3.4c). window > 0 also hides keys `window` or more time steps older than the query."""
@@ -109,16 +116,18 @@ class TimeAttention(nn.Module):
     """Timer-XL inner attention over all variables jointly: RoPE on the time index, variable bias,
     label-based mask. Tokens are time-major [B, T*C, H, E], which views the cache layout directly."""
 
-    def __init__(self, head_dim, n_heads, dropout, covariate=False, use_sdpa=False):
+    def __init__(self, head_dim, n_heads, dropout, covariate=False, use_sdpa=False, flat_positions=False):
         super().__init__()
         self.rope = RotaryEmbedding(head_dim)
+        self.flat_rope = flat_positions
         self.attn_bias = BinaryVariableBias(n_heads)
         self.dropout = dropout
         self.covariate = covariate
         self.use_sdpa = use_sdpa
 
-    def position(self, q, k, labels: TokenLabels):
-        return self.rope(q, labels.time), self.rope(k, labels.time)
+    def position(self, q, k, labels: TokenLabels, n_vars):
+        positions = flat_positions(labels, n_vars) if self.flat_rope else labels.time
+        return self.rope(q, positions), self.rope(k, positions)
 
     @staticmethod
     def to_cache(t, n_vars):
@@ -151,7 +160,7 @@ class CausalAttention(nn.Module):
         self.dropout = dropout
         self.use_sdpa = use_sdpa
 
-    def position(self, q, k, labels: TokenLabels):
+    def position(self, q, k, labels: TokenLabels, n_vars):
         return q, k
 
     @staticmethod
@@ -195,7 +204,7 @@ class AttentionLayer(nn.Module):
         q = self.query_projection(h).view(B, T, self.n_heads, -1)
         k = self.key_projection(h).view(B, T, self.n_heads, -1)
         v = self.value_projection(h).view(B, T, self.n_heads, -1)
-        q, k = inner.position(q, k, labels)
+        q, k = inner.position(q, k, labels, n_vars)
         k_labels, window = labels, 0
         if cache is not None:
             k_all, v_all = cache.update(layer_index, inner.to_cache(k, n_vars), inner.to_cache(v, n_vars))

@@ -9,6 +9,7 @@ from layers.instance_norm import denormalize
 from layers.patching import patchify
 from layers.transformer import TimerBlock, TimerLayer
 from models.output import Forecast
+from models.timer_xl import Dims
 
 
 def sinusoidal_table(max_len, d_model):
@@ -27,18 +28,23 @@ class Timer(nn.Module):
     patches_per_call = 1
     stochastic = False
 
-    def __init__(self, configs):
+    @staticmethod
+    def setting_sizes(configs):
+        return Dims.of(configs).tag()
+
+    def __init__(self, configs, dims: Dims = None):
         super().__init__()
+        dims = dims or Dims.of(configs)
         self.patch_len, self.output_len = configs.input_token_len, configs.output_token_len
         self.use_norm = configs.use_norm
-        d_model = configs.d_model
+        d_model = dims.d_model
         self.embedding = nn.Linear(self.patch_len, d_model, bias=False)
         self.register_buffer("position_table", sinusoidal_table(self.MAX_POSITIONS, d_model), persistent=False)
         self.dropout = nn.Dropout(configs.dropout)
-        layers = [TimerLayer(AttentionLayer(CausalAttention(configs.dropout, configs.flash_attention), d_model, configs.n_heads),
-                             d_model, configs.d_ff, configs.dropout, configs.activation) for _ in range(configs.e_layers)]
+        layers = [TimerLayer(AttentionLayer(CausalAttention(configs.dropout, configs.flash_attention), d_model, dims.n_heads),
+                             d_model, dims.d_ff, configs.dropout, configs.activation) for _ in range(dims.e_layers)]
         self.blocks = TimerBlock(layers, d_model)
-        self.n_layers = configs.e_layers
+        self.n_layers = dims.e_layers
         self.head = nn.Linear(d_model, configs.output_token_len)
 
     def forward(self, x, cache=None):

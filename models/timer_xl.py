@@ -6,7 +6,9 @@ x [B, L, C] -> patches [B, C, N, P] -> tokens [B, N*C, D] (time-major) -> TimerB
 One call signature for the full and the incremental forward: model(x, cache) -> Forecast. Without a
 cache x is a whole window; with a KV cache (layers/kv_cache.py) x holds only the new time steps, their
 time labels continue each sample's cache and the normalisation statistics are the cache's frozen ones.
-A full forward is the same code with no cache.
+A full forward is the same code with no cache. --rope_position flat rotates by OpenLTM's flattened
+index c*N + n instead of the time index (model.md 3.4a): OpenLTM's multivariate checkpoints then give
+OpenLTM's numbers, but only in full forwards (no cache).
 """
 from dataclasses import dataclass
 
@@ -30,6 +32,10 @@ class Dims:
     def of(configs):
         return Dims(configs.d_model, configs.n_heads, configs.d_ff, configs.e_layers)
 
+    def tag(self):
+        """The sizes part of a setting string."""
+        return f"el{self.e_layers}_dm{self.d_model}_dff{self.d_ff}_nh{self.n_heads}"
+
     def check(self):
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
@@ -42,6 +48,10 @@ class TimerXL(nn.Module):
     patches_per_call = 1  # one next-patch prediction per input token
     stochastic = False
 
+    @staticmethod
+    def setting_sizes(configs):
+        return Dims.of(configs).tag()
+
     def __init__(self, configs, dims: Dims = None):
         super().__init__()
         dims = dims or Dims.of(configs)
@@ -50,15 +60,15 @@ class TimerXL(nn.Module):
         self.patch_len = configs.input_token_len
         self.output_len = configs.output_token_len
         self.use_norm = configs.use_norm
+        self.flat_positions = configs.rope_position == "flat"
         self.embedding = nn.Linear(self.patch_len, dims.d_model)
         self.blocks = TimerBlock([self._layer(configs, dims) for _ in range(dims.e_layers)], dims.d_model)
         self.n_layers = dims.e_layers
         self._build_head(dims.d_model)
 
-    @staticmethod
-    def _layer(configs, dims):
-        inner = TimeAttention(dims.d_model // dims.n_heads, dims.n_heads, configs.dropout,
-                              covariate=configs.covariate, use_sdpa=configs.flash_attention)
+    def _layer(self, configs, dims):
+        inner = TimeAttention(dims.d_model // dims.n_heads, dims.n_heads, configs.dropout, covariate=configs.covariate,
+                              use_sdpa=configs.flash_attention, flat_positions=self.flat_positions)
         attention = AttentionLayer(inner, dims.d_model, dims.n_heads)
         return TimerLayer(attention, dims.d_model, dims.d_ff, configs.dropout, configs.activation)
 
@@ -67,6 +77,9 @@ class TimerXL(nn.Module):
 
     def forward(self, x, cache=None):
         """x [B, T*P, C]: a window, or the T new time steps on top of `cache`. One prediction per new token."""
+        if cache is not None and self.flat_positions:
+            raise ValueError("--rope_position flat rotates by c*N + n, which shifts as the context grows: "
+                             "no KV cache (use --rollout sliding)")
         patches, stats = patchify(x, self.patch_len, self.use_norm, cache)
         batch, n_vars, n_steps, _ = patches.shape
         h = self.embedding(patches.transpose(1, 2)).flatten(1, 2)

@@ -1,9 +1,7 @@
 """Draft model: Timer-XL with scaled sizes and an optional stochastic head (model.md section 6)."""
-import torch
 from torch import nn
 
-from layers.instance_norm import denormalize
-from models.output import Forecast
+from models.output import LOGVAR_BIAS_INIT, gaussian_forecast
 from models.timer_xl import Dims, TimerXL
 
 
@@ -24,7 +22,9 @@ def draft_dims(configs):
 
 
 class TimerXLDraft(TimerXL):
-    LOGVAR_MIN, LOGVAR_MAX, LOGVAR_BIAS_INIT = -10.0, 10.0, -2.0
+    @staticmethod
+    def setting_sizes(configs):
+        return draft_dims(configs).tag()
 
     def __init__(self, configs):
         self.stochastic = configs.draft_stochastic
@@ -40,16 +40,13 @@ class TimerXLDraft(TimerXL):
             return super()._build_head(d_model)
         self.head_mean = nn.Linear(d_model, self.output_len)
         self.head_logvar = nn.Linear(d_model, self.output_len)
-        nn.init.constant_(self.head_logvar.bias, self.LOGVAR_BIAS_INIT)
+        nn.init.constant_(self.head_logvar.bias, LOGVAR_BIAS_INIT)
 
     def _readout(self, h, n_vars, stats, cache):
         if not self.stochastic:
             return super()._readout(h, n_vars, stats, cache)
-        mean = self._to_series(self.head_mean(h), n_vars)
-        logvar = self._to_series(self.head_logvar(h).clamp(self.LOGVAR_MIN, self.LOGVAR_MAX), n_vars)
-        if stats is not None:
-            mean, logvar = denormalize(mean, stats), logvar + 2 * torch.log(stats[1])
-        return Forecast(mean, logvar, cache)
+        return gaussian_forecast(self._to_series(self.head_mean(h), n_vars),
+                                 self._to_series(self.head_logvar(h), n_vars), stats, cache)
 
 
 Model = TimerXLDraft

@@ -10,6 +10,8 @@
 - Commit: both caches are cropped to the committed patches but the new pending one (correction or
   bonus), which the next round feeds first. The draft never fed its last proposal: when all were
   accepted it feeds it in the next round together with the bonus.
+A one-call draft (patches_per_call > 1) keeps no cache: it forecasts each round's proposals from the
+window of the last L committed points (Rollout.draft_block), as in `sliding`.
 Ragged rows feed different numbers of patches in one call: shorter rows are padded by repeating
 their last patch, and the cache is cropped back to each row's own end.
 """
@@ -25,8 +27,8 @@ NAN = float("nan")
 class CachedRollout(Rollout):
     def __init__(self, target, draft, x, n_patches, max_k, tracer, window=0):
         super().__init__(target, draft, x, n_patches, max_k, tracer)
-        self.caches = {role: self._prefill(model, x, window)
-                       for role, model in (("target", target), ("draft", draft)) if model is not None}
+        models = {"target": target, "draft": None if self.one_call_draft else draft}
+        self.caches = {role: self._prefill(model, x, window) for role, model in models.items() if model is not None}
 
     def _prefill(self, model, x, window):
         cache = KVCache(model.n_layers, window)

@@ -1,7 +1,8 @@
 """What speculative decoding counts (speculative.md section 5), per sample, summed over samples.
 
 A round of 8 active samples adds 8 target calls (one verify pass each, batched into one forward
-call); draft_calls counts per-sample draft steps, i.e. proposals made. `attempted` counts proposals
+call); draft_calls counts per-sample draft calls: proposals made for an autoregressive draft, one
+per round for a one-call draft. `attempted` counts proposals
 actually tested (up to and including the first rejection of a round), `accepted` the accepted ones.
 Correction and bonus patches are not proposals.
 """

@@ -1,6 +1,7 @@
 """The round loop of speculative decoding (speculative.md sections 3-5).
 
-One round, per active sample: the proposer asks the draft for k_eff patches, ONE target call
+One round, per active sample: the proposer asks the draft for k_eff patches (k_eff calls, or ONE
+call of a one-call draft), ONE target call
 verifies them (the rollout), proposals are accepted in order (speculative/acceptance.py), and the
 round emits the accepted ones plus a correction (first rejection) or the bonus (all accepted).
 
@@ -35,6 +36,7 @@ from speculative.tracer import SectionTimer
 
 class SpeculativeDecoder:
     def __init__(self, target, draft, config, rollout="sliding", cache_window=0):
+        check_one_call(target, draft, config.k)
         self.target, self.draft, self.config = target, draft, config
         self.rollout, self.cache_window = rollout, cache_window
         self.costs = None
@@ -135,3 +137,13 @@ class SpeculativeDecoder:
         c.attempted += attempted
         c.accepted += accepted
         c.patches_emitted += int((n_accepted + 1).sum())
+
+
+def check_one_call(target, draft, k):
+    """The target predicts one patch per token; a one-call draft forecasts at least --spec_k patches."""
+    if target.patches_per_call != 1:
+        raise ValueError(f"the target must predict one patch per token (patches_per_call 1, got "
+                         f"{target.patches_per_call}): a one-call model serves as a draft only")
+    if k > draft.patches_per_call > 1:
+        raise ValueError(f"--spec_k {k} exceeds the {draft.patches_per_call} patches the one-call draft "
+                         f"forecasts per call (--ttm_patches)")

@@ -1,5 +1,11 @@
 """The proposer: chooses K for a round and asks the draft for k_eff[a] patches per sample.
 
+An autoregressive draft makes k_eff steps (one call each); a one-call draft (patches_per_call > 1,
+e.g. TTM) makes ONE call per round that forecasts all k_eff patches, and proposal i is drawn from its
+patch i exactly as from an autoregressive step (tolerance: the means; lossless: x ~ q with its
+per-value variance), so acceptance is unchanged. draft_calls counts per-sample draft calls: k_eff
+per round for an autoregressive draft, one per round for a one-call draft.
+
 Tolerance mode proposes the draft's means; lossless mode draws x ~ q = N(μ_q, diag v_q) (a
 stochastic draft's variance) or N(μ_q, σ²I). The draft rolls its own proposals forward through the
 rollout (recomputed windows in `sliding`, its KV cache in `cached`).
@@ -16,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from models.output import Forecast
 from speculative.random_streams import normal_draws
 
 NAN = float("nan")
@@ -45,18 +52,36 @@ class DraftProposer:
         proposals = Proposals(like.new_full(shape, NAN), like.new_full(shape, NAN))
         if self.config.draft_stochastic:
             proposals.var_q = torch.full(shape, NAN, dtype=torch.float64, device=like.device)
+        if k_max and rollout.one_call_draft:
+            self._propose_from_one_call(rollout, k_eff, generators, proposals)
+            return proposals
         for i in range(k_max):
             sub = (k_eff > i).nonzero().squeeze(1)
             with self.tracer.timed("draft"):
-                out = rollout.draft_next(sub)
-                var = self._variance(out.logvar)
-                proposal = self._draw(out.mean, var, [generators[a] for a in sub.tolist()])
-                rollout.add_proposal(sub, proposal)
-            proposals.x[sub, i], proposals.mu_q[sub, i] = proposal, out.mean
-            if var is not None:
-                proposals.var_q[sub, i] = var
+                self._add(rollout, proposals, sub, i, rollout.draft_next(sub), generators)
             self.counters.draft_calls += len(sub)
         return proposals
+
+    def _propose_from_one_call(self, rollout, k_eff, generators, proposals):
+        """ONE draft call forecasts every row's k_eff patches; proposal i is drawn from patch i,
+        in the same order of random draws as an autoregressive draft."""
+        sub = (k_eff > 0).nonzero().squeeze(1)
+        with self.tracer.timed("draft"):
+            block = rollout.draft_block(sub, int(k_eff.max()))
+            for i in range(block.mean.shape[1]):
+                rows = (k_eff[sub] > i).nonzero().squeeze(1)
+                out = Forecast(*(None if t is None else t[rows, i] for t in block[:2]))
+                self._add(rollout, proposals, sub[rows], i, out, generators)
+        self.counters.draft_calls += len(sub)
+
+    def _add(self, rollout, proposals, sub, i, out, generators):
+        """Proposal i of the rows sub from the draft's Forecast [A', P, C] at that position."""
+        var = self._variance(out.logvar)
+        proposal = self._draw(out.mean, var, [generators[a] for a in sub.tolist()])
+        rollout.add_proposal(sub, proposal)
+        proposals.x[sub, i], proposals.mu_q[sub, i] = proposal, out.mean
+        if var is not None:
+            proposals.var_q[sub, i] = var
 
     def _variance(self, logvar):
         """Per-value variance of q: exp(logvar) for a stochastic draft, None (σ²) otherwise."""

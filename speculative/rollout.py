@@ -5,6 +5,9 @@ points), then the patches emitted so far (O points each), then this round's prop
 counts context + emitted points, `proposed` this round's proposals. Every rollout answers:
   draft_next(sub)   the draft's Forecast [A', O, C] of the patch after the sequence so far
                     (committed + this round's proposals), for the rows sub;
+  draft_block(sub, k)   for a one-call draft (patches_per_call > 1): its Forecast [A', k, O, C] of
+                    the k patches after the committed sequence, from ONE call on the window of the
+                    last L committed points (both rollouts: a one-call draft keeps no cache);
   add_proposal(sub, x)   append a proposal [A', O, C] for the rows sub;
   verify(k_eff)     ONE target call: μ_p [A, K+1, O, C], μ_p[a, i] the prediction after the
                     committed points + proposals 1..i, for i <= k_eff[a] (NaN beyond);
@@ -33,6 +36,10 @@ class Rollout:
         self.proposed = torch.zeros_like(self.length)
 
     @property
+    def one_call_draft(self):
+        return self.draft is not None and self.draft.patches_per_call > 1
+
+    @property
     def n_emitted(self):
         return (self.length - self.context_len) // self.out_len
 
@@ -43,6 +50,16 @@ class Rollout:
     def _points(self, starts):
         """Indices [A, O] of the O points from each row's start."""
         return starts[:, None] + torch.arange(self.out_len, device=starts.device)
+
+    def _windows(self, rows, ends):
+        """The L points before ends[r] of sample rows[r], as model input [R, L, C]."""
+        points = ends[:, None] - self.context_len + torch.arange(self.context_len, device=ends.device)
+        return self.seq[rows[:, None], points]
+
+    def draft_block(self, sub, k):
+        out = self.draft(self._windows(sub, self.length[sub]))
+        return Forecast(*(None if t is None else t[:, :k * self.out_len].unflatten(1, (k, self.out_len))
+                          for t in out[:2]))
 
     def last_patches(self):
         """Each sample's last committed patch [A, O, C]."""

@@ -11,11 +11,6 @@ NAN = float("nan")
 
 
 class SlidingRollout(Rollout):
-    def _windows(self, rows, ends):
-        """The L points before ends[r] of sample rows[r], as model input [R, L, C]."""
-        points = ends[:, None] - self.context_len + torch.arange(self.context_len, device=ends.device)
-        return self.seq[rows[:, None], points]
-
     def draft_next(self, sub):
         ends = self.length[sub] + self.proposed[sub] * self.out_len
         return last_patch(self.draft(self._windows(sub, ends)), self.out_len)

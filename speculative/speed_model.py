@@ -5,6 +5,8 @@ Costs are in units of one plain target step (a target call that verifies 0 propo
   v = time of the verify call of a round / time of one target step.
 A round that proposes K patches costs K·c + v and emits Σ_{i=0..K} α^i patches on average, so
 S(α, K, c, v) = (1 − α^(K+1)) / ((1 − α)(K·c + v)). K = 0 is a plain target step: S = 1.
+A one-call draft (patches_per_call > 1) proposes its K patches with ONE call: c is then the cost of
+that call, paid once per round, and a round costs c + v (K >= 1).
 """
 from dataclasses import dataclass
 
@@ -23,16 +25,21 @@ def expected_patches(alpha, k):
     return sum(alpha**i for i in range(k + 1))
 
 
-def predicted_speedup(alpha, k, c, v):
-    return expected_patches(alpha, k) / (k * c + v)
+def draft_calls_per_round(k, one_call=False):
+    return min(k, 1) if one_call else k
+
+
+def predicted_speedup(alpha, k, c, v, one_call=False):
+    return expected_patches(alpha, k) / (draft_calls_per_round(k, one_call) * c + v)
 
 
 @dataclass
 class StepCosts:
-    """Measured seconds of one batched draft step and of one verify call per number of proposals
-    (verify_s[0]: a plain target step)."""
+    """Measured seconds of one batched draft call (a step, or a one-call draft's whole block) and
+    of one verify call per number of proposals (verify_s[0]: a plain target step)."""
     draft_step_s: float
     verify_s: list
+    one_call: bool = False
 
     @property
     def c(self):
@@ -42,7 +49,7 @@ class StepCosts:
         return self.verify_s[k] / self.verify_s[0]
 
     def speedup(self, alpha, k):
-        return predicted_speedup(alpha, k, self.c, self.v(k))
+        return predicted_speedup(alpha, k, self.c, self.v(k), self.one_call)
 
     def best_k(self, alpha, k_max):
         """The K in 0..k_max with the largest predicted speedup; the smallest such K on ties, so K = 0
@@ -51,7 +58,7 @@ class StepCosts:
 
 
 def measure_step_costs(rollout, k_max, device, repeats=3):
-    """StepCosts on the rollout's current batch: median seconds of one draft step for every row and
+    """StepCosts on the rollout's current batch: median seconds of one draft call for every row and
     of the verify call with 0..k_max proposals, the device synchronised around each call and the
     rollout rewound after it. Meant for the untimed warm-up."""
     rows = torch.arange(len(rollout.length), device=rollout.length.device)
@@ -71,5 +78,6 @@ def measure_step_costs(rollout, k_max, device, repeats=3):
             rollout.add_proposal(rows, filler)
         rollout.verify(torch.full_like(rows, k))
 
-    draft_s = median_seconds(lambda: rollout.draft_next(rows))
-    return StepCosts(draft_s, [median_seconds(lambda k=k: verify(k)) for k in range(k_max + 1)])
+    one_call = rollout.one_call_draft
+    draft_s = median_seconds(lambda: rollout.draft_block(rows, k_max) if one_call else rollout.draft_next(rows))
+    return StepCosts(draft_s, [median_seconds(lambda k=k: verify(k)) for k in range(k_max + 1)], one_call)

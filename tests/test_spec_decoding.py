@@ -29,6 +29,7 @@ class PatchMap(nn.Module):
     wrong place changes the output. With `logvar` it is stochastic like a stochastic draft,
     logvar = logvar + 0.2·tanh(token_n @ V) (varies per value). Called like every forecaster."""
     patch_len = output_len = P
+    patches_per_call = 1
 
     def __init__(self, seed, offset=0.0, logvar=None):
         super().__init__()
@@ -55,6 +56,7 @@ class CallSpy(nn.Module):
         super().__init__()
         self.model, self.calls, self.windows = model, 0, 0
         self.patch_len, self.output_len = model.patch_len, model.output_len
+        self.patches_per_call = model.patches_per_call
 
     def forward(self, x, cache=None):
         self.calls += 1

@@ -1,8 +1,9 @@
-"""Per-component forward timing of a Timer-XL-family model through forward hooks (--trace_inference_breakdown).
+"""Per-component forward timing of a model through forward hooks (--trace_inference_breakdown).
 
 Components: norm_in (model entry -> embedding: instance norm and patching), embedding, blocks,
 blocks.attn (all attention layers), blocks.mlp (conv1 entry -> conv2 exit), head, denorm_out
-(head exit -> model exit). The model code is untouched; close() removes the hooks."""
+(head exit -> model exit). Every family has `embedding`, `blocks` and head(s); the attention and
+MLP parts exist only in the attention families (TTM's mixers count in blocks). The model code is untouched; close() removes the hooks."""
 import time
 from collections import defaultdict
 
@@ -21,7 +22,7 @@ class ComponentTimer:
         self._on(model.embedding, pre=lambda: (self._record("norm_in", "model"), self._mark("embedding")),
                  post=lambda: self._record("embedding", "embedding"))
         self._on(model.blocks, pre=lambda: self._mark("blocks"), post=lambda: self._record("blocks", "blocks"))
-        for layer in model.blocks.attn_layers:
+        for layer in getattr(model.blocks, "attn_layers", ()):  # attention families only
             self._on(layer.attention, pre=lambda: self._mark("attn"), post=lambda: self._record("blocks.attn", "attn"))
             self._on(layer.conv1, pre=lambda: self._mark("mlp"))
             self._on(layer.conv2, post=lambda: self._record("blocks.mlp", "mlp"))

@@ -1,0 +1,17 @@
+"""The Timer baseline as a draft: its sizes are the target's --d_model/--n_heads/--d_ff/--e_layers
+scaled by --draft_scale_*, with the rules of timer_xl_draft (model.md 6). A point forecaster: no
+stochastic head. With all factors 1.0 it is exactly a `timer` (same keys, same outputs)."""
+from models.timer import Timer
+from models.timer_xl_draft import draft_dims
+
+
+class TimerDraft(Timer):
+    @staticmethod
+    def setting_sizes(configs):
+        return draft_dims(configs).tag()
+
+    def __init__(self, configs):
+        super().__init__(configs, draft_dims(configs))
+
+
+Model = TimerDraft
