@@ -6,23 +6,27 @@ from torch import nn
 
 from exp.exp_forecast import ExpForecast
 from models import build_model
+from speculative import TargetOnlyDecoder
 from utils.checkpoint import CheckpointMismatch, load_checkpoint
 from utils.losses import gaussian_nll
 
 TEACHER_DIMS = ("d_model", "n_heads", "d_ff", "e_layers")
 
 
-def teacher_args(args):
-    """The student's flags with the --distill_target_* sizes; never stochastic, never scaled."""
+def teacher_args(args, one_call_student=False):
+    """The student's flags with the --distill_target_* sizes; never stochastic, never scaled. A one-call
+    student trains with --output_token_len K*P, its teacher still predicts one patch per token."""
     targs = copy.copy(args)
     for name in TEACHER_DIMS:
         setattr(targs, name, getattr(args, f"distill_target_{name}"))
     targs.draft_stochastic = False
+    if one_call_student:
+        targs.output_token_len = args.input_token_len
     return targs
 
 
-def build_teacher(args, device):
-    teacher = build_model(args.distill_target_model, teacher_args(args))
+def build_teacher(args, device, one_call_student=False):
+    teacher = build_model(args.distill_target_model, teacher_args(args, one_call_student))
     try:
         load_checkpoint(teacher, args.distill_target_ckpt)
     except CheckpointMismatch as error:
@@ -36,17 +40,26 @@ def build_teacher(args, device):
 class ExpDistill(ExpForecast):
     def __init__(self, args):
         super().__init__(args)
-        self.teacher = build_teacher(args, self.device)
+        self.one_call = self.bare_model.patches_per_call > 1
+        self.teacher = build_teacher(args, self.device, self.one_call)
         self.noise_generator = torch.Generator(device=self.device).manual_seed(args.seed)
 
     def _train_epoch(self, loader, optimizer, epoch):
         self.teacher.eval()
         return super()._train_epoch(loader, optimizer, epoch)
 
+    def _teacher_forecast(self, x):
+        """The teacher's next-token predictions over the window; for a one-call student (TTM), the
+        teacher's own rollout of the K patches after the window: what the draft's proposals meet."""
+        if not self.one_call:
+            return self.teacher(x).mean
+        return TargetOnlyDecoder(self.teacher).generate(x, self.bare_model.output_len, range(len(x)))
+
     def _training_loss(self, x, y):
-        """The ground truth y is not used: the student fits the teacher's full next-token sequence."""
+        """The ground truth y is not used: the student fits the teacher's full next-token sequence
+        (a one-call student: the teacher's K-patch rollout)."""
         with torch.no_grad():
-            teacher_out = self.teacher(x).mean
+            teacher_out = self._teacher_forecast(x)
         out = self.model(x)
         if out.logvar is None:
             return nn.functional.mse_loss(self._slice(out.mean), self._slice(teacher_out))

@@ -1,0 +1,446 @@
+"""Model families beyond Timer-XL (issue 12): the Timer draft, TTM as a one-call forecaster and draft,
+one-call drafts in the engine, and OpenLTM's flattened RoPE position for Timer-XL.
+
+Models are tiny; the ETTh1 tests use two-token windows (P = 96, L = 192) and a handful of batches.
+"""
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+import run
+from conftest import cli_args, make_args
+from data_provider.data_factory import get_loader
+from exp.exp_distill import ExpDistill
+from exp.exp_forecast import ExpForecast
+from layers.attention import RotaryEmbedding, TokenLabels, flat_positions
+from layers.kv_cache import KVCache
+from models import build_model
+from models.output import Forecast
+from speculative import SpecConfig, SpeculativeDecoder, TargetOnlyDecoder
+from speculative.engine import check_one_call
+from speculative.speed_model import StepCosts
+from test_model import reference_forward
+from test_spec_decoding import (CallSpy, PatchMap, contexts, decode, same_distribution_failures,
+                                target_only)
+from utils.checkpoint import save_checkpoint
+from utils.component_timer import ComponentTimer
+from utils.setting import make_setting
+from utils.spec_report import SUMMARY_FILE, parse_summary
+
+ETT_ROOT = Path(__file__).resolve().parents[1].parent / 'shared' / 'datasets' / 'ETT-small'
+P_TOY = PatchMap.patch_len  # the engine tests' toy patch length (4)
+
+
+# ---- TTM ---------------------------------------------------------------------------------------------
+
+TTM_FLAGS = dict(seq_len=672, input_token_len=96, ttm_patches=4, hidden_dim=64, layers=2, AP_levels=2, factor=2,
+                 mode='common_channel', d_mode='mix_channel', n_vars=7)
+
+
+def ttm(seed=0, **flags):
+    torch.manual_seed(seed)
+    return build_model('ttm', make_args(model='ttm', **{**TTM_FLAGS, **flags})).eval()
+
+
+def gated_mlp_params(n, factor=2):
+    """LayerNorm 2n + Linear(n, fn) + Linear(fn, n) + gate Linear(n, n)."""
+    return 2 * n + (factor * n * n + factor * n) + (factor * n * n + n) + (n * n + n)
+
+
+def test_ttm_parameter_count():
+    """N = 7 patches of 96, D = 64, levels k = 2, 1, 0 with 2 layers each (patches x features:
+    28 x 16, 14 x 32, 7 x 64), a decoder that also mixes the 7 channels, a head 7*64 -> 4*96."""
+    levels = sum(2 * (gated_mlp_params(7 * 2**k) + gated_mlp_params(64 // 2**k)) for k in (2, 1, 0))
+    decoder = gated_mlp_params(7) + gated_mlp_params(64) + gated_mlp_params(7)
+    head = 7 * 64 * 384 + 384
+    expected = (96 * 64 + 64) + levels + decoder + head
+    assert expected == 266_044
+    assert sum(p.numel() for p in ttm().parameters()) == expected
+    assert sum(p.numel() for p in ttm(draft_stochastic=True).parameters()) == expected + head
+
+
+@pytest.mark.parametrize('name, sizes, expected', [
+    ('timer', (1024, 8, 2048, 1), 8_598_624),       # Timer-XL's 8,599,664 without embedding bias and variable bias
+    ('timer_draft', (1024, 8, 2048, 1), 576_864),   # the same at 256/2/512/1 (the 0.25x rules)
+])
+def test_timer_parameter_counts(name, sizes, expected):
+    d_model, n_heads, d_ff, e_layers = sizes
+    model = build_model(name, make_args(model=name, input_token_len=96, output_token_len=96, d_model=d_model,
+                                        n_heads=n_heads, d_ff=d_ff, e_layers=e_layers))
+    assert sum(p.numel() for p in model.parameters()) == expected
+
+
+def test_timer_draft_with_unit_factors_is_timer():
+    flags = dict(d_model=32, n_heads=2, d_ff=48, e_layers=2, input_token_len=4, output_token_len=4)
+    torch.manual_seed(0)
+    timer = build_model('timer', make_args(model='timer', **flags)).eval()
+    draft = build_model('timer_draft', make_args(model='timer_draft', **flags, **{
+        f'draft_scale_{name}': 1.0 for name in ('d_model', 'n_heads', 'd_ff', 'e_layers')})).eval()
+    draft.load_state_dict(timer.state_dict())
+    x = torch.randn(2, 16, 3)
+    assert torch.equal(draft(x).mean, timer(x).mean)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize('stochastic', [False, True])
+def test_ttm_forecasts_k_patches_after_its_window_in_one_call(stochastic):
+    model, x = ttm(draft_stochastic=stochastic, use_norm=True), torch.randn(2, 672, 7)
+    out = model(x)
+    assert (model.patch_len, model.patches_per_call, model.output_len, model.stochastic) == (96, 4, 384, stochastic)
+    assert out.mean.shape == (2, 384, 7) and (out.logvar is None) != stochastic
+    if stochastic:
+        assert out.logvar.shape == (2, 384, 7)
+        torch.testing.assert_close(model.head_logvar.bias, torch.full((384,), -2.0))
+
+
+@torch.no_grad()
+def test_ttm_instance_norm_equivariance():
+    model, x = ttm(use_norm=True, draft_stochastic=True), torch.randn(2, 672, 7)
+    scale, offset = torch.linspace(0.5, 4.0, 7), torch.linspace(-3.0, 9.0, 7)
+    out, out_affine = model(x), model(scale * x + offset)
+    torch.testing.assert_close(out_affine.mean, scale * out.mean + offset, rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(out_affine.logvar, out.logvar + 2 * torch.log(scale), rtol=1e-4, atol=1e-3)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize('mode, d_mode, independent', [('common_channel', 'common_channel', True),
+                                                       ('mix_channel', 'common_channel', False),
+                                                       ('common_channel', 'mix_channel', False)])
+def test_ttm_channel_mixing(mode, d_mode, independent):
+    """Changing variable 1 leaves the others' forecasts unchanged unless a layer mixes channels."""
+    model, x = ttm(mode=mode, d_mode=d_mode), torch.randn(2, 672, 7)
+    changed = x.clone()
+    changed[..., 1] += 1.0
+    y, y_changed = model(x).mean, model(changed).mean
+    assert (y_changed[..., 1] - y[..., 1]).abs().max() > 1e-4
+    others = (y_changed[..., [0, 2, 3]] - y[..., [0, 2, 3]]).abs().max()
+    assert (others <= 1e-6) if independent else (others > 1e-4), others
+
+
+@torch.no_grad()
+def test_ttm_causality_its_forecast_depends_on_its_window_only():
+    """Rolling over a long series, the forecast made at window end t uses points < t only: changing
+    the series from t on leaves it unchanged, and every window patch matters (adaptive patching and
+    the patch mixer reach all of them)."""
+    model, series = ttm(use_norm=True), torch.randn(1, 672 + 5 * 96, 7)
+    later = series.clone()
+    later[:, 672 + 2 * 96:] += 3.0
+    for end in (672, 672 + 96, 672 + 2 * 96):
+        torch.testing.assert_close(model(later[:, end - 672:end]).mean, model(series[:, end - 672:end]).mean,
+                                   rtol=0, atol=0)
+    base = model(series[:, :672]).mean
+    for patch in range(7):
+        poked = series[:, :672].clone()
+        poked[:, patch * 96] += 1.0
+        assert (model(poked).mean - base).abs().amax(dim=1).min() > 1e-6, patch  # every variable, every patch
+
+
+@pytest.mark.parametrize('flags, message', [
+    (dict(hidden_dim=30), '--hidden_dim 30'), (dict(mode='mixed'), "--mode 'mixed'"),
+    (dict(ttm_patches=0), '--ttm_patches'), (dict(seq_len=600), '--seq_len 600'),
+])
+def test_ttm_refuses_impossible_sizes(flags, message):
+    with pytest.raises(ValueError, match=message):
+        ttm(**flags)
+
+
+@torch.no_grad()
+def test_ttm_refuses_a_cache_other_windows_and_channel_counts():
+    model = ttm(mode='mix_channel')
+    with pytest.raises(ValueError, match='no KV cache'):
+        model(torch.randn(1, 672, 7), KVCache(1))
+    with pytest.raises(ValueError, match='--seq_len 672'):
+        model(torch.randn(1, 768, 7))
+    with pytest.raises(ValueError, match='--n_vars 3'):
+        model(torch.randn(1, 672, 3))
+
+
+def test_component_timer_times_ttm():
+    model = ttm()
+    timer = ComponentTimer(model)
+    with torch.no_grad():
+        model(torch.randn(1, 672, 7))
+    timer.close()
+    assert {'norm_in', 'embedding', 'blocks', 'head', 'denorm_out'} <= set(timer.calls)
+    assert 'blocks.attn' not in timer.calls
+
+
+def test_setting_strings_of_the_new_families():
+    ttm_args = make_args(model='ttm', model_id='ETTh1', **TTM_FLAGS, output_token_len=384)
+    assert make_setting(ttm_args, 0) == ('forecast_ETTh1_ttm_MultivariateDatasetBenchmark_sl672_it96_ot384_lr0.0001'
+                                         '_bt32_wd0_hd64_ly2_ap2_fa2_common_channel_mix_channel_kp4_cosFalse_test_0')
+    draft_args = make_args(model='timer_draft', model_id='ETTh1', input_token_len=96, d_model=1024, n_heads=8,
+                           d_ff=2048, e_layers=1)
+    assert '_el1_dm256_dff512_nh2_' in make_setting(draft_args, 0)
+
+
+# ---- flattened RoPE position (model.md 3.4a) ----------------------------------------------------------
+
+def test_flat_and_time_positions_by_hand():
+    """Time-major tokens (i = n*C + c) of C = 2, N = 3: time index n = [0,0,1,1,2,2], OpenLTM's c*N + n
+    = [0,3,1,4,2,5]; rotations by those positions, written out for E = 8 (theta = 1, 0.01)."""
+    labels = TokenLabels.grid(2, 3, 'cpu')
+    assert labels.time.tolist() == [0, 0, 1, 1, 2, 2]
+    assert flat_positions(labels, 2).tolist() == [0, 3, 1, 4, 2, 5]
+    assert flat_positions(TokenLabels.grid(1, 3, 'cpu'), 1).tolist() == [0, 1, 2]  # C = 1: the same
+    rope, u = RotaryEmbedding(8), torch.arange(1.0, 9.0)
+
+    def by_hand(p):
+        c0, s0, c1, s1 = math.cos(p), math.sin(p), math.cos(0.01 * p), math.sin(0.01 * p)
+        return torch.tensor([c0 - 2 * s0, 2 * c0 + s0, 3 * c1 - 4 * s1, 4 * c1 + 3 * s1, 5, 6, 7, 8])
+
+    for positions in (labels.time, flat_positions(labels, 2)):
+        rotated = rope(u.expand(1, 6, 1, 8), positions)[0, :, 0]
+        torch.testing.assert_close(rotated, torch.stack([by_hand(p) for p in positions.tolist()]), rtol=0, atol=1e-5)
+
+
+TINY_XL = dict(d_model=32, n_heads=2, d_ff=48, e_layers=2, input_token_len=4, output_token_len=6)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize('n_vars', [1, 3])
+def test_flat_rope_model_equals_openltm_reference_and_time_rope_only_for_one_variable(n_vars):
+    torch.manual_seed(0)
+    time_model = build_model('timer_xl', make_args(**TINY_XL)).eval()
+    flat_model = build_model('timer_xl', make_args(**TINY_XL, rope_position='flat')).eval()
+    flat_model.load_state_dict(time_model.state_dict())
+    x = torch.randn(2, 16, n_vars, generator=torch.Generator().manual_seed(1))
+    y_flat, y_time = flat_model(x).mean, time_model(x).mean
+    torch.testing.assert_close(y_flat, reference_forward(time_model, x, flat_positions=True), rtol=0, atol=1e-5)
+    if n_vars == 1:
+        torch.testing.assert_close(y_flat, y_time, rtol=0, atol=1e-6)
+    else:
+        assert (y_flat - y_time).abs().max() > 1e-3
+
+
+def test_flat_rope_refuses_a_cache():
+    model = build_model('timer_xl', make_args(**TINY_XL, rope_position='flat'))
+    with pytest.raises(ValueError, match='rope_position flat'):
+        model(torch.randn(1, 16, 2), KVCache(model.n_layers))
+
+
+# ---- start-up validation ------------------------------------------------------------------------------
+
+BASE = dict(task_name='forecast', is_training=1, model_id='t', model='timer_xl', data='MultivariateDatasetBenchmark',
+            seq_len=192, test_seq_len=192, input_token_len=96, output_token_len=96)
+
+
+@pytest.mark.parametrize('flags, fragments', [
+    (dict(rollout='cached', rope_position='flat'), ['--rollout cached', '--rope_position flat']),
+    (dict(model='ttm', output_token_len=384, ttm_patches=4), ['--nonautoregressive']),
+    (dict(model='ttm', nonautoregressive=True, ttm_patches=3), ['--output_token_len', '288', 'got 96']),
+    (dict(model='timer', draft_stochastic=True), ['--draft_stochastic', 'timer_xl_draft or ttm']),
+])
+def test_bad_flag_combinations_are_refused_at_start_up(flags, fragments):
+    with pytest.raises(SystemExit) as error:
+        run.parse_args(cli_args({**BASE, **flags}))
+    assert all(fragment in str(error.value) for fragment in fragments), str(error.value)
+
+
+def test_one_call_checks():
+    one_call = BlockMap(PatchMap(0), 3)
+    check_one_call(PatchMap(0), one_call, 3)
+    with pytest.raises(ValueError, match='--spec_k 4 exceeds the 3 patches'):
+        check_one_call(PatchMap(0), one_call, 4)
+    with pytest.raises(ValueError, match='draft only'):
+        check_one_call(one_call, PatchMap(0), 3)
+
+
+# ---- one-call drafts in the engine (toy models of test_spec_decoding) ---------------------------------
+
+class BlockMap(torch.nn.Module):
+    """A one-call toy draft: forecasts its k patches in ONE call by rolling `model` forward on its own
+    means (a stochastic model's log-variances come along), so BlockMap(PatchMap(0)) proposes exactly
+    what the target PatchMap(0) would emit."""
+
+    def __init__(self, model, k):
+        super().__init__()
+        self.model, self.patch_len, self.patches_per_call = model, model.patch_len, k
+        self.output_len = k * model.patch_len
+
+    def forward(self, x, cache=None):
+        assert cache is None
+        means, logvars, window = [], [], x
+        for _ in range(self.patches_per_call):
+            out = self.model(window)
+            means.append(out.mean[:, -self.patch_len:])
+            logvars.append(None if out.logvar is None else out.logvar[:, -self.patch_len:])
+            window = torch.cat([window[:, self.patch_len:], means[-1]], dim=1)
+        return Forecast(torch.cat(means, 1), None if logvars[0] is None else torch.cat(logvars, 1))
+
+
+def test_one_call_draft_identical_to_target_is_always_accepted_with_one_call_per_round():
+    """S = 6 patches, K = 3: round 1 proposes 3 (all accepted) + bonus, round 2 proposes 1 + bonus;
+    one batched draft call per round, one per sample and round in draft_calls."""
+    target, draft, x = PatchMap(0), CallSpy(BlockMap(PatchMap(0), 3)), contexts(5)
+    out, counters, tracer = decode(target, draft, x, 22, k=3, sigma=0.7)
+    torch.testing.assert_close(out, target_only(target, x, 22), rtol=0, atol=1e-6)
+    assert counters.accepted == counters.attempted == 5 * 4
+    assert counters.target_calls == 5 * 2
+    assert draft.calls == tracer.n_draft_calls == 2 and counters.draft_calls == draft.windows == 5 * 2
+
+
+@pytest.mark.parametrize('mode', ['tolerance', 'lossless'])
+def test_one_call_draft_counts_one_call_per_round(mode):
+    target, draft = CallSpy(PatchMap(0)), CallSpy(BlockMap(PatchMap(0, offset=0.3), 4))
+    out, counters, tracer = decode(target, draft, contexts(7), 38, k=4, sigma=0.6, accept_mode=mode)
+    rounds = target.calls
+    assert torch.isfinite(out).all() and 0 < counters.accepted < counters.attempted
+    assert draft.calls == tracer.n_draft_calls and draft.calls <= rounds
+    assert counters.draft_calls == draft.windows  # rows of the draft calls: one per sample and round
+    assert counters.draft_calls < counters.attempted  # fewer calls than proposals: the point of one call
+
+
+def test_one_call_tiny_sigma_reproduces_target_only():
+    target, draft, x = PatchMap(0), BlockMap(PatchMap(1), 3), contexts(5)
+    out, counters, _ = decode(target, draft, x, 22, k=3, sigma=1e-6)
+    torch.testing.assert_close(out, target_only(target, x, 22), rtol=0, atol=1e-6)
+    assert counters.accepted == 0 < counters.attempted
+
+
+@pytest.mark.parametrize('stochastic', [False, True], ids=['point', 'stochastic'])
+def test_one_call_lossless_b1_is_distributed_as_target_sampling(stochastic):
+    sigma, n_draws, horizon = 0.5, 3000, 3 * P_TOY
+    inner = PatchMap(0, offset=0.2, logvar=math.log(0.2)) if stochastic else PatchMap(0, offset=0.3)
+    x = contexts(1).expand(n_draws, -1, -1)
+    speculative, counters, _ = decode(PatchMap(0), BlockMap(inner, 2), x, horizon, k=2, sigma=sigma,
+                                      accept_mode='lossless', draft_stochastic=stochastic)
+    assert 0.1 < counters.acceptance_pct / 100 < 0.9
+    sampled = target_only(PatchMap(0), x, horizon, sigma, range(n_draws, 2 * n_draws), seed=2)
+    assert same_distribution_failures(speculative, sampled) == []
+
+
+def test_one_call_speed_model_pays_the_draft_call_once_per_round():
+    """c = 0.05 / 0.1 = 0.5 for the whole block: S(0.8, 3) = 2.952 / (0.5 + 1.2) = 1.736, not
+    2.952 / (1.5 + 1.2) = 1.093; step by step K = 2 is best (2.44 / 2.15 = 1.135 > 1.8 / 1.6 = 1.125)."""
+    verify = [0.1, 0.11, 0.115, 0.12]
+    one_call, stepwise = StepCosts(0.05, verify, one_call=True), StepCosts(0.05, verify)
+    expected = (1 + 0.8 + 0.64 + 0.512)
+    assert one_call.speedup(0.8, 3) == pytest.approx(expected / 1.7)
+    assert stepwise.speedup(0.8, 3) == pytest.approx(expected / 2.7)
+    assert one_call.speedup(0.8, 0) == 1.0 and one_call.best_k(0.8, 3) == 3 and stepwise.best_k(0.8, 3) == 2
+
+
+# ---- every family as a draft: sigma -> 0 is target-only, in both rollouts --------------------------------
+
+TINY = dict(d_model=16, n_heads=2, d_ff=24, e_layers=2, input_token_len=4, output_token_len=4, seq_len=16,
+            use_norm=True)
+DRAFTS = {'timer_xl_draft': {'draft_stochastic': True}, 'timer': {}, 'timer_draft': {},
+          'ttm': {'draft_stochastic': True, 'ttm_patches': 3, 'hidden_dim': 8, 'layers': 1, 'AP_levels': 1,
+                  'mode': 'mix_channel', 'n_vars': 3}}
+
+
+def tiny(name, seed=0, **flags):
+    torch.manual_seed(seed)
+    return build_model(name, make_args(model=name, **{**TINY, **flags})).eval()
+
+
+@torch.no_grad()
+@pytest.mark.parametrize('rollout', ['sliding', 'cached'])
+@pytest.mark.parametrize('name', DRAFTS)
+def test_each_family_as_a_draft_with_tiny_sigma_is_target_only(name, rollout):
+    target, draft = tiny('timer_xl'), tiny(name, seed=4, **DRAFTS[name])
+    x, horizon = torch.randn(3, 16, 3, generator=torch.Generator().manual_seed(1)), 7 * 4
+    config = SpecConfig(k=3, sigma=1e-6, patch_len=4, draft_stochastic=draft.stochastic)
+    decoder = SpeculativeDecoder(target, draft, config, rollout)
+    out = decoder.generate(x, horizon, [0, 1, 2])
+    expected = TargetOnlyDecoder(target, rollout).generate(x, horizon, [0, 1, 2])
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
+    assert decoder.counters.accepted == 0 < decoder.counters.attempted
+    assert decoder.costs.one_call == (name == 'ttm')
+
+
+# ---- training on a real slice, distillation and speculative runs on ETTh1 ----------------------------------
+
+ETTH1 = dict(root_path=str(ETT_ROOT), data_path='ETTh1.csv', seq_len=192, test_seq_len=192, input_token_len=96,
+             test_pred_len=192, num_workers=0, batch_size=16, use_norm=True, dropout=0.0)
+SMALL = dict(d_model=16, n_heads=2, d_ff=16, e_layers=1, output_token_len=96)
+TTM_SMALL = dict(hidden_dim=16, layers=1, AP_levels=1, mode='common_channel', d_mode='mix_channel', n_vars=7,
+                 ttm_patches=2, output_token_len=192, nonautoregressive=True)
+TRAINED = {'timer': SMALL, 'timer_draft': {**SMALL, 'd_model': 64, 'n_heads': 8}, 'ttm': TTM_SMALL}
+
+
+@pytest.mark.parametrize('name', TRAINED)
+def test_training_lowers_the_loss_on_an_etth1_slice(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = run.parse_args(cli_args({**BASE, **ETTH1, 'model': name, **TRAINED[name], 'subset_rand_ratio': 0.05,
+                                    'learning_rate': 3e-3}))
+    run.seed_everything(args.seed)
+    exp = ExpForecast(args)
+    batches = [(x.float(), y.float()) for x, y, _, _ in get_loader(args, exp.datasets['train'], 'train')][:4]
+
+    def loss():
+        with torch.no_grad():
+            return sum(exp._training_loss(x, y).item() for x, y in batches)
+
+    before, optimizer = loss(), exp._optimizer()
+    for _ in range(10):
+        for x, y in batches:
+            optimizer.zero_grad()
+            exp._training_loss(x, y).backward()
+            optimizer.step()
+    assert loss() < 0.7 * before
+
+
+TARGET = dict(d_model=32, n_heads=2, d_ff=32, e_layers=1, output_token_len=96)
+
+
+@pytest.fixture(scope='module')
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp('families')
+    torch.manual_seed(0)
+    save_checkpoint(build_model('timer_xl', make_args(**{**BASE, **ETTH1, **TARGET})),
+                    str(root / 'checkpoints' / 'tgt' / 'checkpoint.pth'))
+    return root
+
+
+def test_ttm_distils_the_targets_rollout(checkpoints, tmp_path, monkeypatch):
+    """A one-call student fits the teacher's target-only rollout of its K patches (not the teacher's
+    next-token rows), starting from a deterministic TTM mapped into a stochastic one."""
+    monkeypatch.chdir(tmp_path)
+    pretrained = tmp_path / 'ttm.pth'
+    save_checkpoint(tiny_ttm(), str(pretrained))
+    flags = {**BASE, **ETTH1, **TARGET, 'model': 'ttm', **TTM_SMALL, 'distill': True, 'draft_stochastic': True,
+             'distill_target_ckpt': checkpoints / 'checkpoints' / 'tgt' / 'checkpoint.pth', 'adaptation': True,
+             'pretrain_model_path': pretrained, 'subset_rand_ratio': 0.02}
+    args = run.parse_args(cli_args(flags))
+    exp = ExpDistill(args)
+    x = torch.from_numpy(exp.datasets['val'][0][0])[None]
+    rollout = TargetOnlyDecoder(exp.teacher).generate(x, 192, [0])
+    torch.testing.assert_close(exp._teacher_forecast(x), rollout)
+    assert exp.teacher.output_len == 96 and exp.bare_model.output_len == 192
+
+    def gap():
+        with torch.no_grad():
+            return (exp.bare_model.eval()(x).mean - rollout).square().mean().item()
+
+    before = gap()
+    exp.train(make_setting(args, 0))
+    assert gap() < before
+
+
+def tiny_ttm():
+    torch.manual_seed(1)
+    return build_model('ttm', make_args(**{**BASE, **ETTH1, 'model': 'ttm', **TTM_SMALL}))
+
+
+@pytest.mark.parametrize('rollout', ['sliding', 'cached'])
+def test_ttm_serves_as_spec_draft_model_from_the_targets_flags(checkpoints, tmp_path, monkeypatch, rollout):
+    """The draft is built from the target's flags (--output_token_len 96) and its own TTM flags;
+    horizon 288 = 3 patches with K = 2: one round of 2 proposals + bonus, one draft call per window."""
+    monkeypatch.chdir(tmp_path)
+    draft = tmp_path / 'ttm.pth'
+    save_checkpoint(tiny_ttm(), str(draft))
+    flags = {**BASE, **ETTH1, **TARGET, 'is_training': 0, 'checkpoints': checkpoints / 'checkpoints',
+             'test_dir': 'tgt', 'test_pred_len': 288, 'test_max_batches': 2, 'use_speculative': True,
+             'spec_draft_model': 'ttm', 'spec_draft_ckpt': draft, 'spec_k': 2, 'spec_sigma': 1e6,
+             'spec_compare_baseline': True, 'rollout': rollout,
+             **{k: v for k, v in TTM_SMALL.items() if k not in ('output_token_len', 'nonautoregressive')}}
+    run.main(cli_args(flags))
+    [record] = parse_summary(tmp_path / SUMMARY_FILE)
+    assert record['forecasts'] == 32 and record['accepted'] == record['attempted'] == 64
+    assert record['draft_calls'] == 32 and record['target_calls'] == 32
+    with pytest.raises(SystemExit, match='--spec_k 3 exceeds'):
+        run.main(cli_args({**flags, 'spec_k': 3}))
