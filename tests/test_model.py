@@ -25,6 +25,7 @@ VARIANTS = {  # id -> (--model, extra flags)
     'draft': ('timer_xl_draft', {}),
     'draft_stochastic': ('timer_xl_draft', {'draft_stochastic': True}),
     'timer': ('timer', {}),
+    'timer_draft': ('timer_draft', {}),
 }
 
 
@@ -257,7 +258,7 @@ def test_unknown_model_name_lists_valid_keys():
 
 @pytest.mark.parametrize('n', range(N - 1))
 @pytest.mark.parametrize('key, flags', [('timer_xl', {}), ('timer_xl', {'flash_attention': True}),
-                                        ('draft_stochastic', {}), ('timer', {})])
+                                        ('draft_stochastic', {}), ('timer', {}), ('timer_draft', {})])
 def test_causality(key, flags, n):
     """Perturbing times >= (n+1)P leaves rows < (n+1)O (tokens <= n) unchanged and changes later rows."""
     model = variant(key, **flags)
