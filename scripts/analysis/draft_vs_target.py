@@ -3,12 +3,14 @@ calibration of a stochastic draft, on the test split.
 
     python scripts/analysis/draft_vs_target.py <run.py flags of the target: --data ... --d_model ...> \
         --target_ckpt checkpoints/<target>/checkpoint.pth --draft_ckpt checkpoints/<draft>/checkpoint.pth \
-        [--draft_stochastic] [--horizons 96 720] [--max_batches 20]
+        [--model timer_xl] [--spec_draft_model timer_xl_draft] [--draft_stochastic] [--horizons 96 720] [--max_batches 20]
 
+The target is --model, the draft --spec_draft_model, both built from the flags (as in a speculative run).
 For every horizon H: the draft's and the target's sliding rollouts (the standard test) give
-mse(draft, truth), mse(target, truth) and mse(draft, target). Coverage is teacher-forced: over all
-tokens of the test windows, the fraction of the target's next-patch values inside the draft's
-central 95% interval mean +- 1.96 sigma (stochastic drafts only).
+mse(draft, truth), mse(target, truth) and mse(draft, target). Coverage (stochastic drafts only): the
+fraction of the target's predictions inside the draft's central 95% interval mean +- 1.96 sigma,
+teacher-forced over all tokens of the test windows; for a one-call draft (TTM) the target's rollout of
+the K patches the draft forecasts in one call.
 """
 import argparse
 import os
@@ -35,7 +37,7 @@ def parse():
     extra.add_argument("--max_batches", type=int, default=None)
     own, rest = extra.parse_known_args()
     required = ["--task_name", "forecast", "--is_training", "0", "--model_id", "eval", "--model", "timer_xl"]
-    return own, fill_defaults(build_parser().parse_args(required + rest))
+    return own, fill_defaults(build_parser().parse_args(required + rest))  # a later --model wins
 
 
 def test_batches(args, horizon, max_batches):
@@ -69,7 +71,10 @@ def coverage(target, draft, args, max_batches):
     inside, count, var_sum, gap_sum = 0, 0, 0.0, 0.0
     for x, _ in test_batches(args, args.output_token_len, max_batches):
         mean, logvar = draft(x)[:2]
-        target_out = target(x).mean
+        if draft.patches_per_call == 1:
+            target_out = target(x).mean
+        else:
+            target_out = TargetOnlyDecoder(target).generate(x, draft.output_len, range(len(x)))
         std = torch.exp(0.5 * logvar)
         inside += ((target_out - mean).abs() <= Z_95 * std).sum().item()
         var_sum += std.square().sum().item()
@@ -80,8 +85,8 @@ def coverage(target, draft, args, max_batches):
 
 def main():
     own, args = parse()
-    target = load_checkpoint(build_model("timer_xl", args), own.target_ckpt).eval()
-    draft = load_checkpoint(build_model("timer_xl_draft", args), own.draft_ckpt).eval()
+    target = load_checkpoint(build_model(args.model, args), own.target_ckpt).eval()
+    draft = load_checkpoint(build_model(args.spec_draft_model, args), own.draft_ckpt).eval()
     for horizon in own.horizons:
         errors = rollout_errors(target, draft, args, horizon, own.max_batches)
         print(f"H {horizon}: " + ", ".join(f"mse_{name} {value:.4f}" for name, value in errors.items()))
