@@ -12,6 +12,7 @@ from models import build_model
 from speculative import SpecConfig, SpeculativeDecoder
 from speculative.debug_rows import debug_rows
 from utils.checkpoint import CheckpointMismatch, load_checkpoint
+from utils.metrics import StreamingMetrics
 from utils.spec_report import (BREAKDOWN_FILE, SUMMARY_FILE, write_debug_csv, write_speculative_breakdown,
                                write_speculative_summary)
 from utils.stopwatch import timed
@@ -42,6 +43,7 @@ class ExpSpeculative(ExpForecast):
         args = self.args
         self.baseline_time_s = 0.0
         self.squared_diff_to_target, self.n_values = 0.0, 0
+        self.baseline_metrics, self.baseline_pred = StreamingMetrics(), None
         self.debug_rows = []
         self.decoder = SpeculativeDecoder(model, self.draft, self.config, args.rollout, args.cache_max_tokens)
 
@@ -66,10 +68,15 @@ class ExpSpeculative(ExpForecast):
             self.debug_rows += [row for record in self.decoder.round_records for row in debug_rows(record, self.config)]
         if args.spec_compare_baseline:
             target_pred, baseline_s = outputs["baseline"]
+            self.baseline_pred = target_pred.cpu()
             self.baseline_time_s += baseline_s
             self.squared_diff_to_target += (pred - target_pred).double().square().sum().item()
             self.n_values += pred.numel()
         return pred
+
+    def _score_baseline(self, true):
+        if self.baseline_pred is not None:
+            self.baseline_metrics.update(self._metric_view(self.baseline_pred).numpy(), self._metric_view(true).numpy())
 
     def _progress(self):
         counters = self.decoder.counters
@@ -87,7 +94,8 @@ class ExpSpeculative(ExpForecast):
         extra = self._speed_model()
         if args.spec_compare_baseline:
             extra.update(baseline_per_batch_s=self.baseline_time_s / n_batches,
-                         mse_vs_target=self.squared_diff_to_target / self.n_values)
+                         mse_vs_target=self.squared_diff_to_target / self.n_values,
+                         baseline_mse=self.baseline_metrics.result()["mse"])
         record = write_speculative_summary(SUMMARY_FILE, setting, result["mse"], result["mae"], self.gen_time_s,
                                            n_batches, self.decoder.counters, self.config, args.rollout,
                                            test_pred_len=args.test_pred_len, batch_size=args.batch_size, **extra)

@@ -141,7 +141,8 @@ def test_speculative_run_writes_summary_breakdown_csv_and_forecast_record(ckpts,
     assert summary[1] == 'mode:speculative'
     assert re.fullmatch(r'spec_k:3, spec_sigma:0\.7, spec_accept_bias:1, accept_mode:tolerance, rollout:sliding, '
                         r'draft_stochastic:0, spec_adaptive:0(, .*)?', summary[5]), summary[5]
-    assert any(re.fullmatch(r'baseline_per_batch_s:\d+\.\d{6}, speedup:\d+\.\d{3}, mse_vs_target:\d+\.\d{6}', line)
+    assert any(re.fullmatch(r'baseline_per_batch_s:\d+\.\d{6}, speedup:\d+\.\d{3}, mse_vs_target:\d+\.\d{6}, '
+                            r'baseline_mse:\d+\.\d{6}', line)
                for line in summary[5:])
     assert any(re.search(r'predicted_speedup:\d+\.\d{3}', line) for line in summary[5:])
     record = parse_summary(cwd / SUMMARY_FILE)[0]
@@ -236,7 +237,8 @@ def test_tiny_sigma_gives_the_target_only_rollout(ckpts, cwd, monkeypatch, adapt
     [record] = read_records(cwd / SUMMARY_FILE)
     assert record[4].startswith('accepted:0, ') and f'spec_adaptive:{int(adaptive)}' in record[5]
     assert f'rollout:{rollout}' in record[5]
-    assert parse_summary(cwd / SUMMARY_FILE)[0]['mse_vs_target'] == 0.0
+    record = parse_summary(cwd / SUMMARY_FILE)[0]
+    assert record['mse_vs_target'] == 0.0 and record['baseline_mse'] == pytest.approx(record['mse'], abs=2e-6)
 
 
 # ---- the standard test path -------------------------------------------------------------------

@@ -334,7 +334,7 @@ SUMMARY_LINES = [
     r"forecasts:\d+, target_calls:\d+, target_calls_per_forecast:\d+\.\d{3}, target_only_calls_per_forecast:\d+, "
     r"draft_calls:\d+, patches_per_target_call:\d+\.\d{3}, residual_fallbacks:\d+",
     r"measured_cost_ratio_c:\d+\.\d{4}, verify_cost_v:\d+\.\d{4}, predicted_speedup:\d+\.\d{3}",
-    r"baseline_per_batch_s:\d+\.\d{6}, speedup:\d+\.\d{3}, mse_vs_target:\d+\.\d{6}",
+    r"baseline_per_batch_s:\d+\.\d{6}, speedup:\d+\.\d{3}, mse_vs_target:\d+\.\d{6}, baseline_mse:\d+\.\d{6}",
 ]
 
 
@@ -354,7 +354,7 @@ def test_summary_records_are_appended_with_exact_lines(tmp_path):
     config = SpecConfig(k=2, sigma=0.8, patch_len=P)
     for setting in ("run_a", "run_b"):
         write_speculative_summary(path, setting, 0.25, 0.4, 3.0, 4, counters, config,
-                                  baseline_per_batch_s=1.5, mse_vs_target=0.01,
+                                  baseline_per_batch_s=1.5, mse_vs_target=0.01, baseline_mse=0.2,
                                   cost_ratio_c=0.12, verify_cost_v=1.5, predicted_speedup=1.8,
                                   test_pred_len=22, batch_size=3)
     assert_records(path, SUMMARY_LINES, 2)
