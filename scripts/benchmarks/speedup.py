@@ -8,8 +8,8 @@ For every (batch size, horizon) the candidates are: target `sliding`, target `ca
 decoding in both rollouts with fixed K (--ks) and adaptive K (up to max --ks). They decode the same
 test windows (the first --n_batches batches of the test split of the dataset the flags name), one
 batch at a time, every candidate on every batch, the order rotating by one candidate per batch;
-before timing starts each candidate runs once, untimed, on the first batch (warm-up; speculative
-decoders measure their step costs c and v there). Times are per batch, synchronised on CUDA; the
+before timing starts each candidate runs once, untimed, on the first batch (warm-up; the step
+costs c and v are measured there once per rollout, for the largest K, and shared by its decoders). Times are per batch, synchronised on CUDA; the
 table reports medians. Speedups are ratios of the median per-batch times of the same grid point.
 
 Writes OUT_DIR/speedup.csv (one row per candidate and grid point), OUT_DIR/speedup.png (speedup over
@@ -97,9 +97,13 @@ def measure(cands, batches, horizon, device):
     """Per candidate: per-batch seconds and the forecasts, every candidate on every batch."""
     names = list(cands)
     x, _, ids = batches[0]
-    for _, _, decoder in cands.values():  # untimed warm-up
+    costs = {}
+    for rollout, _, decoder in sorted(cands.values(), key=lambda c: c[1] != "adaptive"):  # untimed warm-up
+        if isinstance(decoder, SpeculativeDecoder):
+            decoder.costs = costs.get(rollout)  # measured once per rollout, by the decoder with the largest K
         decoder.generate(x, horizon, ids)
         if isinstance(decoder, SpeculativeDecoder):
+            costs[rollout] = decoder.costs
             decoder.reset_counts(device)
     seconds = {name: [] for name in names}
     preds = {name: [] for name in names}
