@@ -11,7 +11,8 @@ from torch.distributions import Normal
 
 from models.output import Forecast
 from speculative import SpecConfig, SpeculativeDecoder, TargetOnlyDecoder
-from speculative.acceptance import lossless_acceptance_prob
+from speculative.acceptance import lossless_acceptance_prob, sample_residual
+from speculative.random_streams import sample_generators
 from speculative.debug_rows import DEBUG_COLUMNS, debug_rows
 from speculative.speed_model import StepCosts
 from utils.spec_report import (parse_summary, write_debug_csv, write_speculative_breakdown,
@@ -422,3 +423,28 @@ def test_debug_csv_header_and_append(tmp_path):
     other.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="header"):
         write_debug_csv(other, rows_point)
+
+
+def residual_ks_distance(log_bias, bias_of_reference, n_draws=20_000):
+    """KS distance between sample_residual's draws for one-value patches (μ_p = 0, μ_q = 1, σ = 1)
+    and the residual r ∝ max(0, p − q/b) with b = bias_of_reference, integrated on a grid."""
+    shape = (n_draws, 1, 1)
+    draws, fell_back = sample_residual(torch.zeros(shape, dtype=torch.float64), torch.ones(shape, dtype=torch.float64),
+                                       1.0, log_bias, sample_generators(5, range(n_draws)), 200)
+    assert not fell_back.any()
+    grid = torch.linspace(-8, 8, 160_001, dtype=torch.float64)
+    p, q = Normal(0.0, 1.0).log_prob(grid).exp(), Normal(1.0, 1.0).log_prob(grid).exp()
+    density = (p - q / bias_of_reference).clamp(min=0)
+    cdf = torch.cumsum(density, 0) / density.sum()
+    sorted_draws = draws.flatten().sort().values
+    reference = cdf[torch.searchsorted(grid, sorted_draws).clamp(max=len(grid) - 1)]
+    return (torch.arange(1, n_draws + 1) / n_draws - reference).abs().max().item()
+
+
+def test_residual_with_bias_is_max_of_p_minus_q_over_b():
+    """With b = 2 the correction is drawn from max(0, p − q/2), not from max(0, p − q): the same
+    KS check (critical value 1.95/sqrt(n) at level 0.001) passes for the right b and fails when the
+    sampler ignores b."""
+    critical = 1.95 / math.sqrt(20_000)
+    assert residual_ks_distance(math.log(2.0), 2.0) < critical
+    assert residual_ks_distance(0.0, 2.0) > 3 * critical
