@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from data_provider.data_factory import get_dataset, get_loader
 from models import build_model
-from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.checkpoint import load_checkpoint, save_checkpoint, write_manifest
 from utils.component_timer import ComponentTimer
 from utils.distributed import all_reduce_sum, barrier, init_distributed, shutdown
 from utils.losses import gaussian_nll
@@ -148,6 +148,7 @@ class ExpForecast:
     def _save(self, path):
         if self.dist.is_main:
             save_checkpoint(self.bare_model, path)
+            write_manifest(os.path.dirname(path), self.args)  # after the weights: a kill in between keeps the old record
         barrier()
 
     def _optimizer(self):

@@ -8,7 +8,7 @@ if str(REPO_ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from run import build_parser, fill_defaults  # noqa: E402
+from utils.flags import build_parser, fill_defaults, int_list  # noqa: E402
 
 # Test models are tiny: one thread each is as fast and keeps parallel jobs from oversubscribing the cores.
 torch.set_num_threads(1)
@@ -28,8 +28,8 @@ def make_args(**overrides):
     for name, value in overrides.items():
         if not hasattr(args, name):
             raise AttributeError(f"make_args: run.py has no flag '{name}'")
-        if name == 'node_list' and not isinstance(value, str):
-            value = ','.join(str(v) for v in value)
+        if name == 'node_list' and isinstance(value, str):
+            value = int_list(value)
         setattr(args, name, value)
     return fill_defaults(args)
 

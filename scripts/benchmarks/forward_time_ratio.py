@@ -15,7 +15,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from models import build_model  # noqa: E402
-from run import build_parser, fill_defaults  # noqa: E402
+from utils.flags import build_parser, fill_defaults  # noqa: E402
 
 
 def timed_forward(model, x, sync):
