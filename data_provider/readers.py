@@ -113,5 +113,5 @@ def check_finite(values, column_names, path):
     finite = np.isfinite(values)
     if not finite.all():
         row, col = np.argwhere(~finite)[0]
-        raise DataFileError(f"{path}: column '{column_names[col]}' has a non-finite value ({values[row, col]}) "
-                         f"at data row {row}")
+        what = "an empty or NaN" if np.isnan(values[row, col]) else f"an infinite ({values[row, col]})"
+        raise DataFileError(f"{path}: column '{column_names[col]}' has {what} value at data row {row}")

@@ -69,6 +69,8 @@ def read_state_dict(path):
         if isinstance(obj, dict) and isinstance(obj.get(entry), dict) and all(torch.is_tensor(v) for v in obj[entry].values()):
             obj = obj[entry]
             break
+    if not (isinstance(obj, dict) and all(torch.is_tensor(v) for v in obj.values())):
+        raise CheckpointMismatch(f"{path} does not hold a state dict (a dict of tensors), but a {type(obj).__name__}")
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 

@@ -7,7 +7,6 @@ import io
 import json
 import math
 import os
-import pickle
 from dataclasses import dataclass
 
 import pandas as pd
@@ -278,10 +277,10 @@ def check_checkpoint(source):
 
 def read_checkpoint_file(flag, path):
     if not os.path.isfile(path):
-        raise UsageError(f"{flag}: checkpoint file {path} not found")
+        raise UsageError(f"{flag}: checkpoint file {path} not found (or not a file)")
     try:
         return read_state_dict(path)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
+    except Exception as error:  # torch.load of arbitrary bytes fails in arbitrary ways (KeyError, EOFError, ...)
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise UsageError(f"{flag}: {path} is not a readable checkpoint (truncated or not written by "
                          f"torch.save: {reason})") from None
