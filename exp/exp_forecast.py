@@ -31,9 +31,7 @@ def point_forecast(output):
 
 
 def select_device(args, dist_info):
-    if not torch.cuda.is_available():
-        if args.dp:
-            raise SystemExit("error: --dp needs CUDA devices (--devices); none is available")
+    if not torch.cuda.is_available():  # --dp without CUDA is refused at start-up
         return torch.device("cpu")
     if args.dp:
         return torch.device(f"cuda:{int(args.devices.replace(' ', '').split(',')[0])}")

@@ -242,22 +242,37 @@ class CheckpointSource:
     path: str
     model: str  # registry key of the model the file must fit
     model_args: object
+    described_by: str  # the flags that size that model
     map_head: bool = False  # --adaptation into a stochastic draft may map head.* to head_mean.*
 
 
+def sizes(args, prefix=""):
+    dims = " ".join(f"--{prefix}{name} {getattr(args, prefix + name)}" for name in ("d_model", "n_heads", "d_ff",
+                                                                                    "e_layers"))
+    return f"{dims} --input_token_len {args.input_token_len} --output_token_len {args.output_token_len}"
+
+
+def draft_sizes(args):
+    return f"{sizes(args)} --draft_scale_* --draft_stochastic {args.draft_stochastic}"
+
+
 def checkpoint_sources(args):
+    model_flags = f"--model {args.model} {draft_sizes(args) if args.model == DRAFT else sizes(args)}"
     if not args.is_training:
         yield CheckpointSource("--test_dir/--test_file_name", os.path.join(args.checkpoints, args.test_dir,
-                                                                           args.test_file_name), args.model, args)
+                                                                           args.test_file_name), args.model, args,
+                               model_flags)
     if args.adaptation:
-        yield CheckpointSource("--pretrain_model_path", args.pretrain_model_path, args.model, args,
+        yield CheckpointSource("--pretrain_model_path", args.pretrain_model_path, args.model, args, model_flags,
                                map_head=args.model == DRAFT and args.draft_stochastic)
     if args.distill:
         from exp.exp_distill import teacher_args
         yield CheckpointSource("--distill_target_ckpt", args.distill_target_ckpt, args.distill_target_model,
-                               teacher_args(args))
+                               teacher_args(args),
+                               f"--distill_target_model {args.distill_target_model} {sizes(args, 'distill_target_')}")
     if args.use_speculative:
-        yield CheckpointSource("--spec_draft_ckpt", args.spec_draft_ckpt, args.spec_draft_model, args)
+        yield CheckpointSource("--spec_draft_ckpt", args.spec_draft_ckpt, args.spec_draft_model, args,
+                               f"--spec_draft_model {args.spec_draft_model} {draft_sizes(args)}")
 
 
 def check_checkpoint(source):
@@ -269,21 +284,21 @@ def check_checkpoint(source):
     if problem is None:
         return
     found = identify(state, source.model_args)
-    expected = describe(source.model, source.model_args.draft_stochastic)
-    if found and found != expected:
-        raise UsageError(f"{source.flag}: {source.path} holds {found}, but these flags need {expected}")
-    raise UsageError(f"{source.flag}: {problem}")
+    if found and found[0] != source.model:
+        raise UsageError(f"{source.flag} {source.path} holds {describe(*found)}, but these flags need "
+                         f"{describe(source.model, source.model_args.draft_stochastic)}")
+    raise UsageError(f"{source.flag} {source.path} does not fit {source.described_by}: {problem}")
 
 
 def read_checkpoint_file(flag, path):
     if not os.path.isfile(path):
-        raise UsageError(f"{flag}: checkpoint file {path} not found (or not a file)")
+        raise UsageError(f"{flag} {path}: checkpoint file not found (or not a file)")
     try:
         return read_state_dict(path)
     except Exception as error:  # torch.load of arbitrary bytes fails in arbitrary ways (KeyError, EOFError, ...)
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise UsageError(f"{flag}: {path} is not a readable checkpoint (truncated or not written by "
-                         f"torch.save: {reason})") from None
+        raise UsageError(f"{flag} {path}: not a readable checkpoint (truncated or not written by torch.save: "
+                         f"{reason})") from None
 
 
 def shapes_only_model(key, model_args):
@@ -299,8 +314,8 @@ def describe(key, stochastic):
 
 
 def identify(state, model_args):
-    """What a checkpoint that fits the flags' expected model holds instead: the model of another family or role
-    built from the same flags whose names and shapes it matches exactly, or None."""
+    """What a checkpoint that does not fit the flags holds instead: (model key, stochastic) of the model built from
+    the same flags whose names and shapes it matches exactly, or None."""
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     for key in MODEL_MODULES:
         for stochastic in (False, True) if key == DRAFT else (False,):
@@ -308,7 +323,7 @@ def identify(state, model_args):
             candidate.draft_stochastic = stochastic
             expected = shapes_only_model(key, candidate).state_dict()
             if shapes == {k: tuple(v.shape) for k, v in expected.items()}:
-                return describe(key, stochastic)
+                return key, stochastic
     return None
 
 
