@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 import torch.serialization
@@ -18,7 +17,6 @@ import torch.serialization
 import run
 from conftest import cli_args, make_args, write_csv
 from data_provider.data_factory import get_loader
-from exp import exp_forecast
 from exp.exp_forecast import FORECAST_RESULT_FILE, ExpForecast
 from models import build_model
 from utils.checkpoint import CheckpointMismatch, load_checkpoint, save_checkpoint

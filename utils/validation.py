@@ -36,10 +36,7 @@ def validate(args):
     for source in checkpoint_sources(args):
         check_checkpoint(source)
     if args.is_training:
-        if os.path.exists(args.checkpoints) and not os.path.isdir(args.checkpoints):
-            raise UsageError(f"--checkpoints {args.checkpoints} is a file, not a folder")
-        for ii in range(args.itr):
-            check_checkpoint_folder(os.path.join(args.checkpoints, make_setting(args, ii)), args)
+        check_checkpoint_folders(args)
 
 
 # ---------------------------------------------------------------- single values
@@ -328,6 +325,13 @@ def identify(state, model_args):
 
 
 # ---------------------------------------------------------------- checkpoint folders written
+
+def check_checkpoint_folders(args):
+    if os.path.exists(args.checkpoints) and not os.path.isdir(args.checkpoints):
+        raise UsageError(f"--checkpoints {args.checkpoints} is a file, not a folder")
+    for ii in range(args.itr):
+        check_checkpoint_folder(os.path.join(args.checkpoints, make_setting(args, ii)), args)
+
 
 def check_checkpoint_folder(folder, args):
     """Training may write into `folder` only if it is new or was made by the same model and data flags."""
