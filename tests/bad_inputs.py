@@ -267,18 +267,19 @@ def prepare(case, workdir):
 
 
 def outcome(case, stderr_text, error):
-    """clear error / unclear error / traceback / silent run, for the table."""
+    """clear error (exit status 2) / clear message, exit status 1 / unclear error / traceback / silent run."""
     if error is None:
         return 'silent run'
     if not isinstance(error, SystemExit):
         return 'traceback'
     lines = stderr_text.strip().splitlines()
-    clear = error.code == 2 and len(lines) == 1 and all(n in lines[0] for n in case.named)
-    return 'clear error' if clear else 'unclear error'
+    if len(lines) != 1 or not all(n in lines[0] for n in case.named):
+        return 'unclear error'
+    return 'clear error' if error.code == 2 else 'clear message, exit status 1'
 
 
 def run_case(case):
-    """(outcome, message) of the case run in-process in a fresh working folder."""
+    """(outcome, what the user sees last) of the case run in-process in a fresh working folder."""
     import run
     with tempfile.TemporaryDirectory() as tmp:
         workdir, cwd = Path(tmp), os.getcwd()
@@ -290,11 +291,20 @@ def run_case(case):
                 run.main(argv)
         except BaseException as caught:  # noqa: B036 - the table reports whatever happens
             error = caught
-            if not isinstance(caught, SystemExit):
-                stderr.write(traceback.format_exception_only(caught)[-1])
+            if isinstance(caught, SystemExit) and isinstance(caught.code, str):
+                stderr.write(caught.code)  # sys.exit(message): Python prints it at exit, with status 1
         finally:
             os.chdir(cwd)
-        return outcome(case, stderr.getvalue(), error), stderr.getvalue().strip().replace(str(workdir), '.')
+        result = outcome(case, stderr.getvalue(), error)
+        return result, last_words(result, stderr.getvalue(), error).replace(str(workdir), '.')
+
+
+def last_words(result, stderr_text, error):
+    if result == 'silent run':
+        return '(ran to the end)'
+    if result == 'traceback':
+        return traceback.format_exception_only(error)[-1].strip()
+    return stderr_text.strip().splitlines()[-1] if stderr_text.strip() else f'(exit status {error.code}, no message)'
 
 
 def print_table():
