@@ -40,11 +40,11 @@ class ExpDistill(ExpForecast):
     def _training_loss(self, x, y):
         """The ground truth y is not used: the student fits the teacher's full next-token sequence."""
         with torch.no_grad():
-            teacher_out = self.teacher(x)
-        output = self.model(x)
-        if not isinstance(output, tuple):
-            return nn.functional.mse_loss(self._slice(output), self._slice(teacher_out))
-        mean, logvar = output
+            teacher_out = self.teacher(x).mean
+        out = self.model(x)
+        if out.logvar is None:
+            return nn.functional.mse_loss(self._slice(out.mean), self._slice(teacher_out))
         noise = torch.randn(teacher_out.shape, generator=self.noise_generator, device=self.device)
         noisy_teacher = teacher_out + self.args.draft_teacher_noise * noise
-        return gaussian_nll(self._slice(mean), self._slice(logvar), self._slice(noisy_teacher), self.args.draft_nll_var_reg)
+        return gaussian_nll(self._slice(out.mean), self._slice(out.logvar), self._slice(noisy_teacher),
+                            self.args.draft_nll_var_reg)

@@ -217,6 +217,8 @@ CASES = [
          ('--cache_max_tokens', '--rollout cached')),
     Case('combinations', '--rollout cached --covariate', dict(rollout='cached', covariate=True),
          ('--rollout cached', '--covariate')),
+    Case('combinations', '--rollout cached with P != O', dict(rollout='cached', output_token_len=48),
+         ('--rollout cached', '--input_token_len == --output_token_len')),
     Case('combinations', '--tmax without --cosine', dict(tmax=5), ('--tmax', '--cosine')),
     Case('combinations', '--use_speculative without a draft', dict(use_speculative=True), ('--spec_draft_ckpt',)),
     Case('combinations', 'speculative with P != O', dict(use_speculative=True, spec_draft_ckpt='d.pth',

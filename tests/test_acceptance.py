@@ -1,14 +1,14 @@
-"""Acceptance rules (utils/acceptance.py) against closed forms and independent densities."""
+"""Acceptance rules (speculative/acceptance.py) against closed forms and independent densities."""
 import math
 
 import pytest
 import torch
 from torch.distributions import Normal
 
-from utils.acceptance import (accept, gaussian_log_density, lossless_acceptance_prob,
-                              lossless_log_ratio, predicted_speedup, sample_residual,
-                              tolerance_log_ratio)
-from utils.rollout import log_uniform_draws, normal_draws, sample_generators
+from speculative.acceptance import (accept, gaussian_log_density, lossless_acceptance_prob,
+                                    lossless_log_ratio, sample_residual, tolerance_log_ratio)
+from speculative.random_streams import log_uniform_draws, normal_draws, sample_generators
+from speculative.speed_model import predicted_speedup
 
 PATCH = (4, 3)  # P, C: n = 12 values per patch
 N_VALUES = PATCH[0] * PATCH[1]

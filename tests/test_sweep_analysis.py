@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from utils.spec_decoding import SpecConfig, SpecCounters
+from speculative import SpecConfig
+from speculative.counters import SpecCounters
 from utils.spec_report import write_speculative_summary, write_standard_summary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,7 +42,7 @@ def load_parser():
 
 def fake_point(i, horizon, batch, mode, k, sigma, bias):
     """Record inputs for grid point i: counters, config and the numbers of the record."""
-    counters = SpecCounters(attempted=100 + i, accepted=3 * i % 97, rounds=40 + i, target_calls=40 + i,
+    counters = SpecCounters(attempted=100 + i, accepted=3 * i % 97, forecasts=10, target_calls=40 + i,
                             draft_calls=k * (40 + i), patches_emitted=60 + 2 * i, residual_fallbacks=i % 3)
     config = SpecConfig(k=k, sigma=sigma, bias=bias, accept_mode=mode, draft_stochastic=True)
     numbers = dict(mse=0.3 + i / 1000, mae=0.4, total_gen_time_s=2.0 + i / 100, n_batches=4,

@@ -151,7 +151,7 @@ def test_vali_is_the_sample_weighted_mse_over_the_whole_split(workdir, is_test):
     y = torch.stack([torch.from_numpy(dataset[i][1]) for i in range(len(dataset))])
     exp.model.eval()
     with torch.no_grad():
-        out = exp.model(x)
+        out = exp.model(x).mean
     rows = slice(-args.output_token_len, None) if is_test else slice(None)
     expected = torch.mean((out[:, rows].double() - y[:, rows].double()) ** 2).item()
 

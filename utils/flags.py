@@ -127,9 +127,9 @@ def build_parser():
     a("--spec_accept_mode", type=str, default="tolerance", help="tolerance or lossless")
     a("--spec_residual_max_tries", type=int, default=100)
     a("--spec_adaptive", action="store_true", help="adapt K between rounds from the running acceptance")
-    a("--rollout", type=str, default="sliding", help="sliding or cached")
-    a("--cache_max_tokens", type=int, default=0, help="--rollout cached: keep at most this many time steps "
-                                                       "per variable in the KV cache (0 = no cap)")
+    a("--rollout", type=str, default="sliding", help="sliding or cached (KV caches, speculative.md 2.1)")
+    a("--cache_max_tokens", type=int, default=0,
+      help="with --rollout cached: new tokens attend to at most this many time steps (0: all)")
     a("--target_sample", action="store_true", help="target-only baseline emits mu_p + sigma*eps")
     a("--spec_compare_baseline", action="store_true")
     a("--spec_debug_accept", action="store_true")

@@ -167,6 +167,9 @@ def check_combinations(args):
     if args.rollout == "cached" and args.covariate:
         raise UsageError("--rollout cached cannot reproduce --covariate attention (target tokens attend to later "
                          "covariate tokens); use --rollout sliding")
+    if args.rollout == "cached" and args.input_token_len != args.output_token_len:
+        raise UsageError(f"--rollout cached needs --input_token_len == --output_token_len "
+                         f"(got {args.input_token_len} and {args.output_token_len})")
     if args.ddp and args.dp:
         raise UsageError("--ddp and --dp exclude each other; pick one")
     if args.dp and not torch.cuda.is_available():

@@ -36,7 +36,7 @@ from utils.spec_report import SUMMARY_FILE, parse_summary  # noqa: E402
 
 COLUMNS = ["setting", "test_pred_len", "batch_size", "spec_k", "accept_mode", "spec_sigma",
            "spec_accept_bias", "draft_stochastic", "spec_adaptive", "rollout",
-           "accepted", "attempted", "acceptance_pct", "rounds", "target_calls", "draft_calls",
+           "accepted", "attempted", "acceptance_pct", "target_calls", "target_calls_per_forecast", "draft_calls",
            "patches_per_target_call", "residual_fallbacks", "mse", "mae", "mse_vs_target",
            "total_gen_time_s", "per_batch_s", "baseline_per_batch_s", "speedup",
            "measured_cost_ratio_c", "verify_cost_v", "predicted_speedup"]
