@@ -148,11 +148,16 @@ def is_set(args, name):
     return getattr(args, name) != default
 
 
+def as_given(args, name):
+    value = getattr(args, name)
+    return f"--{name}" if isinstance(value, bool) else f"--{name} {value}"
+
+
 def check_combinations(args):
     for rule in NEEDS:
         for name in rule.flags:
             if is_set(args, name) and not rule.holds(args):
-                raise UsageError(f"--{name} does nothing without {rule.what}")
+                raise UsageError(f"{as_given(args, name)} does nothing without {rule.what}")
     if args.distill and not args.distill_target_ckpt:
         raise UsageError("--distill needs --distill_target_ckpt (the teacher's checkpoint)")
     if args.use_speculative:
