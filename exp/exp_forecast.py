@@ -140,7 +140,8 @@ class ExpForecast:
     def _save(self, path):
         if self.dist.is_main:
             save_checkpoint(self.bare_model, path)
-            write_manifest(os.path.dirname(path), self.args)  # after the weights: a kill in between keeps the old record
+            # after the weights: a save killed in between leaves the old record, which refuses a mismatched retrain
+            write_manifest(os.path.dirname(path), self.args)
         barrier()
 
     def _optimizer(self):

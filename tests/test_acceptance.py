@@ -78,7 +78,8 @@ def test_tolerance_log_ratio_is_tempered_gaussian():
 
 def integrated_acceptance(delta, sigma, bias, n_points=200_001):
     """E_q[min(1, b·p/q)] = ∫ min(q, b·p) by the trapezoid rule, independent of the closed form. With equal
-    variances only the coordinate t along μ_p − μ_q differs between p and q: t ~ N(0, σ²) under q, N(Δ, σ²) under p."""
+    variances only the coordinate t along μ_p − μ_q differs between p and q: t ~ N(0, σ²) under q and
+    N(Δ, σ²) under p."""
     t = torch.linspace(-12 * sigma, delta + 12 * sigma, n_points, dtype=torch.float64)
     q, p = Normal(0.0, sigma).log_prob(t).exp(), Normal(float(delta), sigma).log_prob(t).exp()
     return torch.trapezoid(torch.minimum(q, bias * p), t).item()

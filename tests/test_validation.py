@@ -179,7 +179,8 @@ def test_a_save_killed_by_sigkill_keeps_the_old_checkpoint_and_the_next_save_cle
     partial = [n for n in names if n.startswith('.partial-checkpoint.pth-')]
     assert len(partial) == 1 and sorted(set(names) - set(partial)) == ['checkpoint.pth', 'manifest.json'], names
     loaded = torch.load(path, weights_only=True)
-    assert all(torch.equal(loaded[k], v) for k, v in old.state_dict().items()) and loaded.keys() == old.state_dict().keys()
+    assert loaded.keys() == old.state_dict().keys()
+    assert all(torch.equal(loaded[k], v) for k, v in old.state_dict().items())
 
     save_checkpoint(new, str(path))
     assert sorted(os.listdir(folder)) == ['checkpoint.pth', 'manifest.json']
