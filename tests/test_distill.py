@@ -446,14 +446,14 @@ def test_lib_settings_with_the_real_setting_strings():
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     flags = lines[:-2]
-    assert flag(flags, '--distill_target_ckpt') == ('checkpoints/forecast_ETTh1_timer_xl_MultivariateDatasetBenchmark_'
-                                                   'ETTh1_sl672_it96_ot96_lr0.0001_bt32_wd0_el1_dm1024_dff2048_nh8_cosFalse_'
-                                                   'test_0/checkpoint.pth')
-    assert flag(flags, '--pretrain_model_path') == ('checkpoints/draft_pretrain_Weather_025x_timer_xl_draft_'
-                                                   'MultivariateDatasetBenchmark_weather_sl1536_it96_ot96_lr0.0001_bt64_wd0_'
-                                                   'el1_dm256_dff512_nh2_cosTrue_test_0/checkpoint.pth')
+    assert flag(flags, '--distill_target_ckpt') == (
+        'checkpoints/forecast_ETTh1_timer_xl_MultivariateDatasetBenchmark_ETTh1_sl672_it96_ot96_lr0.0001_bt32_wd0_'
+        'el1_dm1024_dff2048_nh8_cosFalse_test_0/checkpoint.pth')
+    assert flag(flags, '--pretrain_model_path') == (
+        'checkpoints/draft_pretrain_Weather_025x_timer_xl_draft_MultivariateDatasetBenchmark_weather_sl1536_it96_ot96_'
+        'lr0.0001_bt64_wd0_el1_dm256_dff512_nh2_cosTrue_test_0/checkpoint.pth')
     assert lines[-2] == ('DISTILLED forecast_ETTh1_draft_distill_stochastic_from_target_ETTh1_timer_xl_draft_'
-                         'MultivariateDatasetBenchmark_ETTh1_sl672_it96_ot96_lr5e-05_bt64_wd0_el1_dm256_dff512_nh2_cosTrue_'
-                         'test_0')
-    assert lines[-1] == ('ECL draft_pretrain_ECL_025x_timer_xl_draft_MultivariateDatasetBenchmark_electricity_sl1536_it96_ot96_'
-                         'lr0.0001_bt64_wd0_el1_dm128_dff512_nh2_cosTrue_test_0')
+                         'MultivariateDatasetBenchmark_ETTh1_sl672_it96_ot96_lr5e-05_bt64_wd0_el1_dm256_dff512_nh2_'
+                         'cosTrue_test_0')
+    assert lines[-1] == ('ECL draft_pretrain_ECL_025x_timer_xl_draft_MultivariateDatasetBenchmark_electricity_sl1536_'
+                         'it96_ot96_lr0.0001_bt64_wd0_el1_dm128_dff512_nh2_cosTrue_test_0')
