@@ -16,7 +16,8 @@ from data_provider.data_factory import DATA_DICT, reads_a_folder
 from data_provider.readers import READERS, DataFileError, read_series
 from data_provider.splits import count_windows, file_stem, split_borders
 from models import MODEL_MODULES, build_model
-from utils.checkpoint import MANIFEST_FILE, map_head_to_mean, mismatch_report, read_manifest, read_state_dict
+from utils.checkpoint import (MANIFEST_FILE, CheckpointMismatch, map_head_to_mean, mismatch_report, read_manifest,
+                              read_state_dict)
 from utils.flags import changes_the_model_or_data, flag_default
 from utils.setting import make_setting
 
@@ -300,9 +301,11 @@ def read_checkpoint_file(flag, path):
         raise UsageError(f"{flag} {path}: checkpoint file not found (or not a file)")
     try:
         return read_state_dict(path)
+    except CheckpointMismatch as error:  # read, but not a state dict
+        raise UsageError(f"{flag}: {error}") from None
     except Exception as error:  # torch.load of arbitrary bytes fails in arbitrary ways (KeyError, EOFError, ...)
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise UsageError(f"{flag} {path}: not a readable checkpoint (truncated or not written by torch.save: "
+        reason = " ".join([type(error).__name__ + ":"] + str(error).strip().splitlines()[:1])
+        raise UsageError(f"{flag} {path}: not a readable checkpoint (truncated or not written by torch.save; "
                          f"{reason})") from None
 
 
