@@ -6,7 +6,7 @@ from torch import nn
 
 from exp.exp_forecast import ExpForecast
 from models import build_model
-from utils.checkpoint import CheckpointMismatch, load_checkpoint
+from utils.checkpoint import load_checkpoint
 from utils.losses import gaussian_nll
 
 TEACHER_DIMS = ("d_model", "n_heads", "d_ff", "e_layers")
@@ -22,13 +22,7 @@ def teacher_args(args):
 
 
 def build_teacher(args, device):
-    teacher = build_model(args.distill_target_model, teacher_args(args))
-    try:
-        load_checkpoint(teacher, args.distill_target_ckpt)
-    except CheckpointMismatch as error:
-        dims = "/".join(str(getattr(args, f"distill_target_{name}")) for name in TEACHER_DIMS)
-        raise SystemExit(f"error: --distill_target_ckpt does not fit a {args.distill_target_model} of "
-                         f"--distill_target_d_model/n_heads/d_ff/e_layers {dims}: {error}") from None
+    teacher = load_checkpoint(build_model(args.distill_target_model, teacher_args(args)), args.distill_target_ckpt)
     teacher.requires_grad_(False)
     return teacher.to(device).eval()
 

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from data_provider.data_factory import get_dataset, get_loader
 from models import build_model
 from speculative import TargetOnlyDecoder
-from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.checkpoint import load_checkpoint, save_checkpoint, write_manifest
 from utils.component_timer import ComponentTimer
 from utils.distributed import all_reduce_sum, barrier, init_distributed, shutdown
 from utils.losses import gaussian_nll
@@ -26,9 +26,7 @@ FORECAST_RESULT_FILE = "result_long_term_forecast.txt"
 
 
 def select_device(args, dist_info):
-    if not torch.cuda.is_available():
-        if args.dp:
-            raise SystemExit("error: --dp needs CUDA devices (--devices); none is available")
+    if not torch.cuda.is_available():  # --dp without CUDA is refused at start-up
         return torch.device("cpu")
     if args.dp:
         return torch.device(f"cuda:{int(args.devices.replace(' ', '').split(',')[0])}")
@@ -142,6 +140,8 @@ class ExpForecast:
     def _save(self, path):
         if self.dist.is_main:
             save_checkpoint(self.bare_model, path)
+            # after the weights: a save killed in between leaves the old record, which refuses a mismatched retrain
+            write_manifest(os.path.dirname(path), self.args)
         barrier()
 
     def _optimizer(self):

@@ -326,7 +326,7 @@ START_UP_ERRORS = {
 
 
 @pytest.mark.parametrize('case', START_UP_ERRORS)
-def test_bad_flags_stop_the_run_before_any_model_work(ckpts, cwd, monkeypatch, case):
+def test_bad_flags_stop_the_run_before_any_model_work(ckpts, cwd, monkeypatch, capsys, case):
     flags, expected = START_UP_ERRORS[case]
     flags = {name: value.format(root=ckpts) if isinstance(value, str) else value for name, value in flags.items()}
 
@@ -337,8 +337,8 @@ def test_bad_flags_stop_the_run_before_any_model_work(ckpts, cwd, monkeypatch, c
     monkeypatch.setattr(exp_forecast, 'build_model', no_model_work)
     with pytest.raises(SystemExit) as error:
         run.main(spec_argv(ckpts, **flags))
-    message = str(error.value)
-    assert message.startswith('error: ')
+    message = capsys.readouterr().err
+    assert error.value.code == 2 and message.startswith('error: ') and message.count('\n') == 1
     for part in expected:
         assert part.format(root=ckpts) in message, (part, message)
     assert list(cwd.iterdir()) == []  # no result file, no test_results folder
