@@ -11,7 +11,7 @@ from exp.exp_forecast import ExpForecast
 from models import build_model
 from speculative import SpecConfig, SpeculativeDecoder
 from speculative.debug_rows import debug_rows
-from utils.checkpoint import CheckpointMismatch, load_checkpoint
+from utils.checkpoint import load_checkpoint
 from utils.metrics import StreamingMetrics
 from utils.spec_report import (BREAKDOWN_FILE, SUMMARY_FILE, write_debug_csv, write_speculative_breakdown,
                                write_speculative_summary)
@@ -19,21 +19,13 @@ from utils.stopwatch import timed
 
 
 def build_draft(args):
-    """The draft on CPU, loaded from --spec_draft_ckpt; any mismatch stops the run naming the flags."""
-    draft = build_model(args.spec_draft_model, args)
-    try:
-        load_checkpoint(draft, args.spec_draft_ckpt)
-    except (CheckpointMismatch, FileNotFoundError) as error:
-        raise SystemExit(f"error: --spec_draft_ckpt {args.spec_draft_ckpt} does not fit a {args.spec_draft_model} built "
-                         f"from --d_model {args.d_model} --n_heads {args.n_heads} --d_ff {args.d_ff} --e_layers "
-                         f"{args.e_layers}, --draft_scale_*, --draft_stochastic {args.draft_stochastic} and "
-                         f"--input_token_len {args.input_token_len}: {error}") from None
-    return draft.eval()
+    """The draft on CPU, loaded from --spec_draft_ckpt (start-up validation has checked that it fits)."""
+    return load_checkpoint(build_model(args.spec_draft_model, args), args.spec_draft_ckpt).eval()
 
 
 class ExpSpeculative(ExpForecast):
     def __init__(self, args):
-        draft = build_draft(args)  # a bad draft checkpoint stops the run before the data and the target are touched
+        draft = build_draft(args)
         super().__init__(args)
         self.draft = draft.to(self.device)
         self.config = SpecConfig.of(args)
