@@ -1,11 +1,12 @@
 """Speedup benchmark: target-only and speculative decoding, `sliding` and `cached`, in ONE process.
 
     python scripts/benchmarks/speedup.py --target_ckpt T.pth --draft_ckpt D.pth <run.py flags of the target> \
-        [--draft_stochastic] [--batch_sizes 1 8 32] [--horizons 720 1440] [--ks 1 2 3 4] [--spec_sigma 0.7] \
+        [--draft_stochastic] [--batch_sizes 1 8 32] [--horizons 720 1440] [--ks 1 2 3 4] [--sigmas 0.3 0.7] \
         [--n_batches 5] [--quick] [--device cuda] [--out_dir benchmark_results]
 
 For every (batch size, horizon) the candidates are: target `sliding`, target `cached`, and speculative
-decoding in both rollouts with fixed K (--ks) and adaptive K (up to max --ks). They decode the same
+decoding in both rollouts with fixed K (--ks) and adaptive K (up to max --ks), for every tolerance
+(or, with --spec_accept_mode lossless, lossless) sigma in --sigmas (default: --spec_sigma). They decode the same
 test windows (the first --n_batches batches of the test split of the dataset the flags name), one
 batch at a time, every candidate on every batch, the order rotating by one candidate per batch;
 before timing starts each candidate runs once, untimed, on the first batch (warm-up; the step
@@ -38,7 +39,7 @@ from speculative import ROLLOUTS, SpecConfig, SpeculativeDecoder, TargetOnlyDeco
 from utils.checkpoint import load_checkpoint  # noqa: E402
 from utils.stopwatch import timed  # noqa: E402
 
-COLUMNS = ["batch_size", "horizon", "candidate", "rollout", "k", "per_batch_s", "speedup_vs_sliding",
+COLUMNS = ["batch_size", "horizon", "candidate", "rollout", "sigma", "k", "per_batch_s", "speedup_vs_sliding",
            "speedup_vs_cached", "speedup_same_rollout", "acceptance_pct", "patches_per_target_call",
            "target_calls_per_forecast", "c", "v", "predicted_speedup", "mse", "mse_vs_target"]
 QUICK = dict(batch_sizes=[1, 8], horizons=[720], ks=[1, 3], n_batches=2)
@@ -51,6 +52,7 @@ def parse(argv=None):
     own.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8, 32])
     own.add_argument("--horizons", type=int, nargs="+", default=[720, 1440])
     own.add_argument("--ks", type=int, nargs="+", default=[1, 2, 3, 4])
+    own.add_argument("--sigmas", type=float, nargs="+", default=None, help="default: --spec_sigma")
     own.add_argument("--n_batches", type=int, default=5, help="timed batches per grid point")
     own.add_argument("--quick", action="store_true", help="a small grid that finishes in minutes on a CPU")
     own.add_argument("--device", default="cpu")
@@ -60,7 +62,9 @@ def parse(argv=None):
         vars(bench).update(QUICK)
     required = ["--task_name", "forecast", "--is_training", "0", "--model_id", "bench",
                 "--data", "MultivariateDatasetBenchmark", "--model", "timer_xl"]
-    return bench, fill_defaults(build_parser().parse_args(required + rest))
+    args = fill_defaults(build_parser().parse_args(required + rest))
+    bench.sigmas = bench.sigmas or [args.spec_sigma]
+    return bench, args
 
 
 def load_models(bench, args, device):
@@ -69,14 +73,16 @@ def load_models(bench, args, device):
     return target.to(device).eval(), draft.to(device).eval()
 
 
-def candidates(target, draft, args, ks):
-    """name -> (rollout, K or 'adaptive' or None, decoder)."""
+def candidates(target, draft, args, ks, sigmas):
+    """name -> (rollout, sigma or None, K or 'adaptive' or None, decoder)."""
     out = {}
     for rollout in ROLLOUTS:
-        out[f"target_{rollout}"] = (rollout, None, TargetOnlyDecoder(target, rollout))
-        for k in ks + ["adaptive"]:
-            args.spec_k, args.spec_adaptive = (max(ks), True) if k == "adaptive" else (k, False)
-            out[f"spec_{rollout}_k{k}"] = (rollout, k, SpeculativeDecoder(target, draft, SpecConfig.of(args), rollout))
+        out[f"target_{rollout}"] = (rollout, None, None, TargetOnlyDecoder(target, rollout))
+        for sigma in sigmas:
+            for k in ks + ["adaptive"]:
+                args.spec_sigma, args.spec_k, args.spec_adaptive = sigma, *((max(ks), True) if k == "adaptive" else (k, False))
+                decoder = SpeculativeDecoder(target, draft, SpecConfig.of(args), rollout)
+                out[f"spec_{rollout}_s{sigma:g}_k{k}"] = (rollout, sigma, k, decoder)
     return out
 
 
@@ -98,7 +104,7 @@ def measure(cands, batches, horizon, device):
     names = list(cands)
     x, _, ids = batches[0]
     costs = {}
-    for rollout, _, decoder in sorted(cands.values(), key=lambda c: c[1] != "adaptive"):  # untimed warm-up
+    for rollout, _, k, decoder in sorted(cands.values(), key=lambda c: c[2] != "adaptive"):  # untimed warm-up
         if isinstance(decoder, SpeculativeDecoder):
             decoder.costs = costs.get(rollout)  # measured once per rollout, by the decoder with the largest K
         decoder.generate(x, horizon, ids)
@@ -109,7 +115,7 @@ def measure(cands, batches, horizon, device):
     preds = {name: [] for name in names}
     for b, (x, _, ids) in enumerate(batches):
         for name in names[b % len(names):] + names[:b % len(names)]:
-            pred, s = timed(lambda: cands[name][2].generate(x, horizon, ids), device)
+            pred, s = timed(lambda: cands[name][3].generate(x, horizon, ids), device)
             seconds[name].append(s)
             preds[name].append(pred.cpu())
     return seconds, {name: torch.cat(p) for name, p in preds.items()}
@@ -122,8 +128,9 @@ def mse(a, b):
 def grid_rows(cands, seconds, preds, truth, batch_size, horizon):
     median = {name: statistics.median(s) for name, s in seconds.items()}
     rows = []
-    for name, (rollout, k, decoder) in cands.items():
-        row = dict(batch_size=batch_size, horizon=horizon, candidate=name, rollout=rollout, k=k if k else 0,
+    for name, (rollout, sigma, k, decoder) in cands.items():
+        row = dict(batch_size=batch_size, horizon=horizon, candidate=name, rollout=rollout, sigma=sigma or "",
+                   k=k if k else 0,
                    per_batch_s=median[name], speedup_vs_sliding=median["target_sliding"] / median[name],
                    speedup_vs_cached=median["target_cached"] / median[name],
                    speedup_same_rollout=median[f"target_{rollout}"] / median[name],
@@ -178,12 +185,12 @@ def plot(rows, path, ks):
     fig, axes = plt.subplots(1, len(batch_sizes), figsize=(5 * len(batch_sizes), 4), squeeze=False)
     positions = {k: i for i, k in enumerate(ks + ["adaptive"])}
     for ax, batch_size in zip(axes[0], batch_sizes):
-        for rollout in ROLLOUTS:
-            for horizon in sorted({r["horizon"] for r in rows}):
-                points = [(positions[r["k"]], r["speedup_vs_cached"]) for r in rows
-                          if r["batch_size"] == batch_size and r["horizon"] == horizon and r["rollout"] == rollout
-                          and r["k"] in positions]
-                ax.plot(*zip(*points), marker="o", label=f"speculative {rollout}, H {horizon}")
+        lines = sorted({(r["rollout"], r["horizon"], r["sigma"]) for r in rows if r["k"] in positions})
+        for rollout, horizon, sigma in lines:
+            points = [(positions[r["k"]], r["speedup_vs_cached"]) for r in rows
+                      if (r["batch_size"], r["rollout"], r["horizon"], r["sigma"]) == (batch_size, rollout, horizon, sigma)
+                      and r["k"] in positions]
+            ax.plot(*zip(*points), marker="o", label=f"speculative {rollout}, H {horizon}, sigma {sigma:g}")
         ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="target-only cached")
         ax.set_xticks(range(len(positions)), [str(k) for k in positions])
         ax.set(title=f"batch {batch_size}", xlabel="K", ylabel="speedup over target-only cached")
@@ -201,7 +208,7 @@ def main(argv=None):
     grid = [(b, h) for b in bench.batch_sizes for h in bench.horizons]
     rows = []
     for batch_size, horizon in tqdm(grid, desc="speedup grid"):
-        cands = candidates(target, draft, args, bench.ks)
+        cands = candidates(target, draft, args, bench.ks, bench.sigmas)
         batches = test_batches(args, batch_size, horizon, bench.n_batches, device)
         seconds, preds = measure(cands, batches, horizon, device)
         truth = torch.cat([y for _, y, _ in batches])
