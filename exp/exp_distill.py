@@ -6,33 +6,28 @@ from torch import nn
 
 from exp.exp_forecast import ExpForecast
 from models import build_model
+from models import build_model, model_class
 from speculative import TargetOnlyDecoder
-from utils.checkpoint import CheckpointMismatch, load_checkpoint
+from utils.checkpoint import load_checkpoint
 from utils.losses import gaussian_nll
 
 TEACHER_DIMS = ("d_model", "n_heads", "d_ff", "e_layers")
 
 
-def teacher_args(args, one_call_student=False):
+def teacher_args(args):
     """The student's flags with the --distill_target_* sizes; never stochastic, never scaled. A one-call
-    student trains with --output_token_len K*P, its teacher still predicts one patch per token."""
+    student (TTM) trains with --output_token_len K*P, its teacher still predicts one patch per token."""
     targs = copy.copy(args)
     for name in TEACHER_DIMS:
         setattr(targs, name, getattr(args, f"distill_target_{name}"))
     targs.draft_stochastic = False
-    if one_call_student:
+    if getattr(model_class(args.model), "one_call_forecaster", False):
         targs.output_token_len = args.input_token_len
     return targs
 
 
-def build_teacher(args, device, one_call_student=False):
-    teacher = build_model(args.distill_target_model, teacher_args(args, one_call_student))
-    try:
-        load_checkpoint(teacher, args.distill_target_ckpt)
-    except CheckpointMismatch as error:
-        dims = "/".join(str(getattr(args, f"distill_target_{name}")) for name in TEACHER_DIMS)
-        raise SystemExit(f"error: --distill_target_ckpt does not fit a {args.distill_target_model} of "
-                         f"--distill_target_d_model/n_heads/d_ff/e_layers {dims}: {error}") from None
+def build_teacher(args, device):
+    teacher = load_checkpoint(build_model(args.distill_target_model, teacher_args(args)), args.distill_target_ckpt)
     teacher.requires_grad_(False)
     return teacher.to(device).eval()
 
@@ -41,7 +36,7 @@ class ExpDistill(ExpForecast):
     def __init__(self, args):
         super().__init__(args)
         self.one_call = self.bare_model.patches_per_call > 1
-        self.teacher = build_teacher(args, self.device, self.one_call)
+        self.teacher = build_teacher(args, self.device)
         self.noise_generator = torch.Generator(device=self.device).manual_seed(args.seed)
 
     def _train_epoch(self, loader, optimizer, epoch):

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from data_provider.data_factory import get_dataset, get_loader
 from models import build_model
 from speculative import TargetOnlyDecoder
-from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.checkpoint import load_checkpoint, save_checkpoint, write_manifest
 from utils.component_timer import ComponentTimer
 from utils.distributed import all_reduce_sum, barrier, init_distributed, shutdown
 from utils.losses import gaussian_nll
@@ -26,9 +26,7 @@ FORECAST_RESULT_FILE = "result_long_term_forecast.txt"
 
 
 def select_device(args, dist_info):
-    if not torch.cuda.is_available():
-        if args.dp:
-            raise SystemExit("error: --dp needs CUDA devices (--devices); none is available")
+    if not torch.cuda.is_available():  # --dp without CUDA is refused at start-up
         return torch.device("cpu")
     if args.dp:
         return torch.device(f"cuda:{int(args.devices.replace(' ', '').split(',')[0])}")
@@ -144,6 +142,8 @@ class ExpForecast:
     def _save(self, path):
         if self.dist.is_main:
             save_checkpoint(self.bare_model, path)
+            # after the weights: a save killed in between leaves the old record, which refuses a mismatched retrain
+            write_manifest(os.path.dirname(path), self.args)
         barrier()
 
     def _optimizer(self):
@@ -201,6 +201,9 @@ class ExpForecast:
         self.gen_time_s += seconds
         return pred
 
+    def _score_baseline(self, true):
+        """Only a speculative test runs a separate target-only baseline to score."""
+
     def _report_inference(self, setting, result, n_batches):
         args = self.args
         write_standard_summary(SUMMARY_FILE, setting, result["mse"], result["mae"], self.gen_time_s, n_batches,
@@ -242,6 +245,7 @@ class ExpForecast:
             pred = self._forecast_batch(model, x, sample_ids, i).cpu()
             true = y[:, -horizon:, :]
             metrics.update(self._metric_view(pred).numpy(), self._metric_view(true).numpy())
+            self._score_baseline(true)
             n_batches += 1
             bar.set_postfix(self._progress())
             if args.visualize and i % 2 == 0:

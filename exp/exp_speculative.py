@@ -13,34 +13,22 @@ from exp.exp_forecast import ExpForecast
 from models import build_model
 from speculative import SpecConfig, SpeculativeDecoder
 from speculative.debug_rows import debug_rows
-from speculative.engine import check_one_call
-from utils.checkpoint import CheckpointMismatch, load_checkpoint
+from utils.checkpoint import load_checkpoint
+from utils.metrics import StreamingMetrics
 from utils.spec_report import (BREAKDOWN_FILE, SUMMARY_FILE, write_debug_csv, write_speculative_breakdown,
                                write_speculative_summary)
 from utils.stopwatch import timed
 
 
 def build_draft(args):
-    """The draft on CPU, loaded from --spec_draft_ckpt; any mismatch stops the run naming the flags."""
-    draft = build_model(args.spec_draft_model, args)
-    try:
-        load_checkpoint(draft, args.spec_draft_ckpt)
-    except (CheckpointMismatch, FileNotFoundError) as error:
-        raise SystemExit(f"error: --spec_draft_ckpt {args.spec_draft_ckpt} does not fit a {args.spec_draft_model} built "
-                         f"from --d_model {args.d_model} --n_heads {args.n_heads} --d_ff {args.d_ff} --e_layers "
-                         f"{args.e_layers}, --draft_scale_*, --draft_stochastic {args.draft_stochastic} and "
-                         f"--input_token_len {args.input_token_len}: {error}") from None
-    return draft.eval()
+    """The draft on CPU, loaded from --spec_draft_ckpt (start-up validation has checked that it fits)."""
+    return load_checkpoint(build_model(args.spec_draft_model, args), args.spec_draft_ckpt).eval()
 
 
 class ExpSpeculative(ExpForecast):
     def __init__(self, args):
-        draft = build_draft(args)  # a bad draft checkpoint stops the run before the data and the target are touched
+        draft = build_draft(args)
         super().__init__(args)
-        try:
-            check_one_call(self.bare_model, draft, args.spec_k)
-        except ValueError as error:
-            raise SystemExit(f"error: --model {args.model} with --spec_draft_model {args.spec_draft_model}: {error}") from None
         self.draft = draft.to(self.device)
         self.config = SpecConfig.of(args)
 
@@ -49,6 +37,7 @@ class ExpSpeculative(ExpForecast):
         args = self.args
         self.baseline_time_s = 0.0
         self.squared_diff_to_target, self.n_values = 0.0, 0
+        self.baseline_metrics, self.baseline_pred = StreamingMetrics(), None
         self.debug_rows = []
         self.decoder = SpeculativeDecoder(model, self.draft, self.config, args.rollout, args.cache_max_tokens)
 
@@ -73,10 +62,15 @@ class ExpSpeculative(ExpForecast):
             self.debug_rows += [row for record in self.decoder.round_records for row in debug_rows(record, self.config)]
         if args.spec_compare_baseline:
             target_pred, baseline_s = outputs["baseline"]
+            self.baseline_pred = target_pred.cpu()
             self.baseline_time_s += baseline_s
             self.squared_diff_to_target += (pred - target_pred).double().square().sum().item()
             self.n_values += pred.numel()
         return pred
+
+    def _score_baseline(self, true):
+        if self.baseline_pred is not None:
+            self.baseline_metrics.update(self._metric_view(self.baseline_pred).numpy(), self._metric_view(true).numpy())
 
     def _progress(self):
         counters = self.decoder.counters
@@ -94,7 +88,8 @@ class ExpSpeculative(ExpForecast):
         extra = self._speed_model()
         if args.spec_compare_baseline:
             extra.update(baseline_per_batch_s=self.baseline_time_s / n_batches,
-                         mse_vs_target=self.squared_diff_to_target / self.n_values)
+                         mse_vs_target=self.squared_diff_to_target / self.n_values,
+                         baseline_mse=self.baseline_metrics.result()["mse"])
         record = write_speculative_summary(SUMMARY_FILE, setting, result["mse"], result["mae"], self.gen_time_s,
                                            n_batches, self.decoder.counters, self.config, args.rollout,
                                            test_pred_len=args.test_pred_len, batch_size=args.batch_size, **extra)

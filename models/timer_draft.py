@@ -6,6 +6,8 @@ from models.timer_xl_draft import draft_dims
 
 
 class TimerDraft(Timer):
+    scaled_by_draft_flags = True
+
     @staticmethod
     def setting_sizes(configs):
         return draft_dims(configs).tag()

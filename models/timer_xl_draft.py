@@ -22,6 +22,8 @@ def draft_dims(configs):
 
 
 class TimerXLDraft(TimerXL):
+    scaled_by_draft_flags = can_be_stochastic = True
+
     @staticmethod
     def setting_sizes(configs):
         return draft_dims(configs).tag()

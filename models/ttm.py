@@ -78,6 +78,8 @@ class Level(nn.Module):
 
 class TTM(nn.Module):
     n_layers = 0  # no attention layers: nothing to cache
+    can_be_stochastic = True
+    one_call_forecaster = True  # its output is the K*P points after the window (its teacher's: one patch per token)
 
     @staticmethod
     def setting_sizes(configs):

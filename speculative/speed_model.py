@@ -57,14 +57,16 @@ class StepCosts:
         return max(range(k_max + 1), key=lambda k: self.speedup(alpha, k))
 
 
-def measure_step_costs(rollout, k_max, device, repeats=3):
+def measure_step_costs(rollout, k_max, device, repeats=5):
     """StepCosts on the rollout's current batch: median seconds of one draft call for every row and
-    of the verify call with 0..k_max proposals, the device synchronised around each call and the
-    rollout rewound after it. Meant for the untimed warm-up."""
+    of the verify call with 0..k_max proposals (after one untimed call each), the device synchronised
+    around each call and the rollout rewound after it. Meant for the untimed warm-up."""
     rows = torch.arange(len(rollout.length), device=rollout.length.device)
     filler = rollout.last_patches()
 
     def median_seconds(call):
+        call()  # untimed: first calls at a new shape pay for allocations
+        rollout.rewind()
         seconds = []
         for _ in range(repeats):
             with Stopwatch(device) as watch:

@@ -141,7 +141,8 @@ def test_speculative_run_writes_summary_breakdown_csv_and_forecast_record(ckpts,
     assert summary[1] == 'mode:speculative'
     assert re.fullmatch(r'spec_k:3, spec_sigma:0\.7, spec_accept_bias:1, accept_mode:tolerance, rollout:sliding, '
                         r'draft_stochastic:0, spec_adaptive:0(, .*)?', summary[5]), summary[5]
-    assert any(re.fullmatch(r'baseline_per_batch_s:\d+\.\d{6}, speedup:\d+\.\d{3}, mse_vs_target:\d+\.\d{6}', line)
+    assert any(re.fullmatch(r'baseline_per_batch_s:\d+\.\d{6}, speedup:\d+\.\d{3}, mse_vs_target:\d+\.\d{6}, '
+                            r'baseline_mse:\d+\.\d{6}', line)
                for line in summary[5:])
     assert any(re.search(r'predicted_speedup:\d+\.\d{3}', line) for line in summary[5:])
     record = parse_summary(cwd / SUMMARY_FILE)[0]
@@ -236,7 +237,8 @@ def test_tiny_sigma_gives_the_target_only_rollout(ckpts, cwd, monkeypatch, adapt
     [record] = read_records(cwd / SUMMARY_FILE)
     assert record[4].startswith('accepted:0, ') and f'spec_adaptive:{int(adaptive)}' in record[5]
     assert f'rollout:{rollout}' in record[5]
-    assert parse_summary(cwd / SUMMARY_FILE)[0]['mse_vs_target'] == 0.0
+    record = parse_summary(cwd / SUMMARY_FILE)[0]
+    assert record['mse_vs_target'] == 0.0 and record['baseline_mse'] == pytest.approx(record['mse'], abs=2e-6)
 
 
 # ---- the standard test path -------------------------------------------------------------------
@@ -324,7 +326,7 @@ START_UP_ERRORS = {
 
 
 @pytest.mark.parametrize('case', START_UP_ERRORS)
-def test_bad_flags_stop_the_run_before_any_model_work(ckpts, cwd, monkeypatch, case):
+def test_bad_flags_stop_the_run_before_any_model_work(ckpts, cwd, monkeypatch, capsys, case):
     flags, expected = START_UP_ERRORS[case]
     flags = {name: value.format(root=ckpts) if isinstance(value, str) else value for name, value in flags.items()}
 
@@ -335,8 +337,8 @@ def test_bad_flags_stop_the_run_before_any_model_work(ckpts, cwd, monkeypatch, c
     monkeypatch.setattr(exp_forecast, 'build_model', no_model_work)
     with pytest.raises(SystemExit) as error:
         run.main(spec_argv(ckpts, **flags))
-    message = str(error.value)
-    assert message.startswith('error: ')
+    message = capsys.readouterr().err
+    assert error.value.code == 2 and message.startswith('error: ') and message.count('\n') == 1
     for part in expected:
         assert part.format(root=ckpts) in message, (part, message)
     assert list(cwd.iterdir()) == []  # no result file, no test_results folder

@@ -11,7 +11,8 @@ from torch.distributions import Normal
 
 from models.output import Forecast
 from speculative import SpecConfig, SpeculativeDecoder, TargetOnlyDecoder
-from speculative.acceptance import lossless_acceptance_prob
+from speculative.acceptance import lossless_acceptance_prob, sample_residual
+from speculative.random_streams import sample_generators
 from speculative.debug_rows import DEBUG_COLUMNS, debug_rows
 from speculative.speed_model import StepCosts
 from utils.spec_report import (parse_summary, write_debug_csv, write_speculative_breakdown,
@@ -336,7 +337,7 @@ SUMMARY_LINES = [
     r"forecasts:\d+, target_calls:\d+, target_calls_per_forecast:\d+\.\d{3}, target_only_calls_per_forecast:\d+, "
     r"draft_calls:\d+, patches_per_target_call:\d+\.\d{3}, residual_fallbacks:\d+",
     r"measured_cost_ratio_c:\d+\.\d{4}, verify_cost_v:\d+\.\d{4}, predicted_speedup:\d+\.\d{3}",
-    r"baseline_per_batch_s:\d+\.\d{6}, speedup:\d+\.\d{3}, mse_vs_target:\d+\.\d{6}",
+    r"baseline_per_batch_s:\d+\.\d{6}, speedup:\d+\.\d{3}, mse_vs_target:\d+\.\d{6}, baseline_mse:\d+\.\d{6}",
 ]
 
 
@@ -356,7 +357,7 @@ def test_summary_records_are_appended_with_exact_lines(tmp_path):
     config = SpecConfig(k=2, sigma=0.8, patch_len=P)
     for setting in ("run_a", "run_b"):
         write_speculative_summary(path, setting, 0.25, 0.4, 3.0, 4, counters, config,
-                                  baseline_per_batch_s=1.5, mse_vs_target=0.01,
+                                  baseline_per_batch_s=1.5, mse_vs_target=0.01, baseline_mse=0.2,
                                   cost_ratio_c=0.12, verify_cost_v=1.5, predicted_speedup=1.8,
                                   test_pred_len=22, batch_size=3)
     assert_records(path, SUMMARY_LINES, 2)
@@ -424,3 +425,28 @@ def test_debug_csv_header_and_append(tmp_path):
     other.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="header"):
         write_debug_csv(other, rows_point)
+
+
+def residual_ks_distance(log_bias, bias_of_reference, n_draws=20_000):
+    """KS distance between sample_residual's draws for one-value patches (μ_p = 0, μ_q = 1, σ = 1)
+    and the residual r ∝ max(0, p − q/b) with b = bias_of_reference, integrated on a grid."""
+    shape = (n_draws, 1, 1)
+    draws, fell_back = sample_residual(torch.zeros(shape, dtype=torch.float64), torch.ones(shape, dtype=torch.float64),
+                                       1.0, log_bias, sample_generators(5, range(n_draws)), 200)
+    assert not fell_back.any()
+    grid = torch.linspace(-8, 8, 160_001, dtype=torch.float64)
+    p, q = Normal(0.0, 1.0).log_prob(grid).exp(), Normal(1.0, 1.0).log_prob(grid).exp()
+    density = (p - q / bias_of_reference).clamp(min=0)
+    cdf = torch.cumsum(density, 0) / density.sum()
+    sorted_draws = draws.flatten().sort().values
+    reference = cdf[torch.searchsorted(grid, sorted_draws).clamp(max=len(grid) - 1)]
+    return (torch.arange(1, n_draws + 1) / n_draws - reference).abs().max().item()
+
+
+def test_residual_with_bias_is_max_of_p_minus_q_over_b():
+    """With b = 2 the correction is drawn from max(0, p − q/2), not from max(0, p − q): the same
+    KS check (critical value 1.95/sqrt(n) at level 0.001) passes for the right b and fails when the
+    sampler ignores b."""
+    critical = 1.95 / math.sqrt(20_000)
+    assert residual_ks_distance(math.log(2.0), 2.0) < critical
+    assert residual_ks_distance(0.0, 2.0) > 3 * critical

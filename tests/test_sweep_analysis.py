@@ -63,7 +63,7 @@ def sweep_dir(tmp_path):
         counters, config, n = fake_point(i, *point)
         write_speculative_summary(summary, f"target_{i}", n["mse"], n["mae"], n["total_gen_time_s"],
                                   n["n_batches"], counters, config, baseline_per_batch_s=n["baseline_per_batch_s"],
-                                  mse_vs_target=n["mse_vs_target"], cost_ratio_c=n["cost_ratio_c"],
+                                  mse_vs_target=n["mse_vs_target"], baseline_mse=0.3, cost_ratio_c=n["cost_ratio_c"],
                                   verify_cost_v=n["verify_cost_v"], predicted_speedup=n["predicted_speedup"],
                                   test_pred_len=point[0], batch_size=point[1])
     counters, config, n = fake_point(0, *GRID[0])

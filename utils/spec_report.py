@@ -14,7 +14,7 @@ and has the rollout line instead of the spec lines):
     forecasts:%d, target_calls:%d, target_calls_per_forecast:%.3f, target_only_calls_per_forecast:%d,
         draft_calls:%d, patches_per_target_call:%.3f, residual_fallbacks:%d        (one line)
     measured_cost_ratio_c:%.4f, verify_cost_v:%.4f, predicted_speedup:%.3f   (when the costs are known)
-    baseline_per_batch_s:%.6f, speedup:%.3f, mse_vs_target:%.6f       (with a baseline comparison)
+    baseline_per_batch_s:%.6f, speedup:%.3f, mse_vs_target:%.6f, baseline_mse:%.6f   (with a baseline comparison)
     <blank line>
 
 Counts are per sample (speculative/counters.py); target_only_calls_per_forecast is ceil(H/P).
@@ -54,12 +54,12 @@ def write_standard_summary(path, setting, mse, mae, total_gen_time_s, n_batches,
 
 def write_speculative_summary(path, setting, mse, mae, total_gen_time_s, n_batches, counters,
                               config, rollout="sliding", baseline_per_batch_s=None,
-                              mse_vs_target=None, cost_ratio_c=None, verify_cost_v=None,
+                              mse_vs_target=None, baseline_mse=None, cost_ratio_c=None, verify_cost_v=None,
                               predicted_speedup=None, test_pred_len=None, batch_size=None):
     """Append a speculative record (SpecCounters, SpecConfig); returns the record text.
 
-    speedup = baseline_per_batch_s / per_batch_s; the comparison line needs baseline_per_batch_s
-    and mse_vs_target, the speed-model line cost_ratio_c, verify_cost_v and predicted_speedup.
+    speedup = baseline_per_batch_s / per_batch_s; the comparison line needs baseline_per_batch_s,
+    mse_vs_target and baseline_mse (the target-only MSE against the truth), the speed-model line cost_ratio_c, verify_cost_v and predicted_speedup.
     test_pred_len and batch_size (both or neither) end the spec line."""
     c = counters
     lines = _summary_head(setting, "speculative", mse, mae, total_gen_time_s, n_batches)
@@ -82,7 +82,7 @@ def write_speculative_summary(path, setting, mse, mae, total_gen_time_s, n_batch
     if baseline_per_batch_s is not None:
         speedup = baseline_per_batch_s / (total_gen_time_s / n_batches)
         lines.append(f"baseline_per_batch_s:{baseline_per_batch_s:.6f}, speedup:{speedup:.3f}, "
-                     f"mse_vs_target:{mse_vs_target:.6f}")
+                     f"mse_vs_target:{mse_vs_target:.6f}, baseline_mse:{baseline_mse:.6f}")
     return _append_lines(path, lines)
 
 
