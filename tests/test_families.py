@@ -27,7 +27,9 @@ from test_spec_decoding import (CallSpy, PatchMap, contexts, decode, same_distri
 from utils.checkpoint import save_checkpoint
 from utils.component_timer import ComponentTimer
 from utils.setting import make_setting
+from utils.flags import parse_flags
 from utils.spec_report import SUMMARY_FILE, parse_summary
+from utils.validation import UsageError, validate
 
 ETT_ROOT = Path(__file__).resolve().parents[1].parent / 'shared' / 'datasets' / 'ETT-small'
 P_TOY = PatchMap.patch_len  # the engine tests' toy patch length (4)
@@ -169,7 +171,7 @@ def test_component_timer_times_ttm():
 
 def test_setting_strings_of_the_new_families():
     ttm_args = make_args(model='ttm', model_id='ETTh1', **TTM_FLAGS, output_token_len=384)
-    assert make_setting(ttm_args, 0) == ('forecast_ETTh1_ttm_MultivariateDatasetBenchmark_sl672_it96_ot384_lr0.0001'
+    assert make_setting(ttm_args, 0) == ('forecast_ETTh1_ttm_MultivariateDatasetBenchmark_ETTh1_sl672_it96_ot384_lr0.0001'
                                          '_bt32_wd0_hd64_ly2_ap2_fa2_common_channel_mix_channel_kp4_cosFalse_test_0')
     draft_args = make_args(model='timer_draft', model_id='ETTh1', input_token_len=96, d_model=1024, n_heads=8,
                            d_ff=2048, e_layers=1)
@@ -232,10 +234,12 @@ BASE = dict(task_name='forecast', is_training=1, model_id='t', model='timer_xl',
     (dict(model='ttm', output_token_len=384, ttm_patches=4), ['--nonautoregressive']),
     (dict(model='ttm', nonautoregressive=True, ttm_patches=3), ['--output_token_len', '288', 'got 96']),
     (dict(model='timer', draft_stochastic=True), ['--draft_stochastic', 'timer_xl_draft or ttm']),
+    (dict(model='ttm', nonautoregressive=True, output_token_len=384, hidden_dim=30, AP_levels=2),
+     ['ttm', '--hidden_dim 30']),
 ])
-def test_bad_flag_combinations_are_refused_at_start_up(flags, fragments):
-    with pytest.raises(SystemExit) as error:
-        run.parse_args(cli_args({**BASE, **flags}))
+def test_bad_flag_combinations_are_refused_at_start_up(flags, fragments, tmp_path):
+    with pytest.raises(UsageError) as error:
+        validate(parse_flags(cli_args({**BASE, **ETTH1, 'checkpoints': tmp_path, **flags})))
     assert all(fragment in str(error.value) for fragment in fragments), str(error.value)
 
 
@@ -442,5 +446,5 @@ def test_ttm_serves_as_spec_draft_model_from_the_targets_flags(checkpoints, tmp_
     [record] = parse_summary(tmp_path / SUMMARY_FILE)
     assert record['forecasts'] == 32 and record['accepted'] == record['attempted'] == 64
     assert record['draft_calls'] == 32 and record['target_calls'] == 32
-    with pytest.raises(SystemExit, match='--spec_k 3 exceeds'):
-        run.main(cli_args({**flags, 'spec_k': 3}))
+    with pytest.raises(UsageError, match='--spec_k 3 exceeds'):
+        validate(parse_flags(cli_args({**flags, 'spec_k': 3})))

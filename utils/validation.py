@@ -191,8 +191,9 @@ def check_combinations(args):
 
 
 def check_model_combinations(args):
-    """Flat RoPE positions cannot be cached; TTM learns the K*P points after each window; speculative
-    decoding needs a one-patch-per-token target and a one-call draft of at least --spec_k patches."""
+    """Flat RoPE positions cannot be cached; TTM learns the K*P points after each window; the model
+    can be built from the flags; speculative decoding needs a one-patch-per-token target and a
+    one-call draft of at least --spec_k patches."""
     if args.rollout == "cached" and args.rope_position == "flat":
         raise UsageError("--rollout cached cannot be used with --rope_position flat (OpenLTM's position c*N + n "
                          "shifts every variable c >= 1 as the context grows); use --rollout sliding")
@@ -202,10 +203,11 @@ def check_model_combinations(args):
         if args.output_token_len != args.ttm_patches * args.input_token_len:
             raise UsageError(f"--model {args.model} trains with --output_token_len = --ttm_patches * "
                              f"--input_token_len = {args.ttm_patches * args.input_token_len} (got {args.output_token_len})")
+    model = built_shapes(args.model, args)  # sizes a family refuses (e.g. TTM's) stop the run here
     if args.use_speculative:
         from speculative.engine import check_one_call
         try:
-            check_one_call(built_shapes(args.model, args), built_shapes(args.spec_draft_model, args), args.spec_k)
+            check_one_call(model, built_shapes(args.spec_draft_model, args), args.spec_k)
         except ValueError as error:
             raise UsageError(f"--model {args.model} with --spec_draft_model {args.spec_draft_model}: {error}") from None
 
