@@ -19,13 +19,18 @@ MODEL = dict(d_model=32, n_heads=2, d_ff=32, e_layers=2, seq_len=192, test_seq_l
              output_token_len=96)
 
 
-def test_quick_benchmark_rows_and_ratios(tmp_path):
-    for name, path in (('timer_xl', 'target.pth'), ('timer_xl_draft', 'draft.pth')):
+TTM = dict(spec_draft_model='ttm', ttm_patches=3, hidden_dim=8, layers=1, mode='common_channel')
+
+
+@pytest.mark.parametrize('draft', [{}, TTM], ids=['timer_xl_draft', 'ttm_one_call'])
+def test_quick_benchmark_rows_and_ratios(tmp_path, draft):
+    draft_model = draft.get('spec_draft_model', 'timer_xl_draft')
+    for name, path in (('timer_xl', 'target.pth'), (draft_model, 'draft.pth')):
         torch.manual_seed(0)
-        save_checkpoint(build_model(name, make_args(model=name, **MODEL)), str(tmp_path / path))
+        save_checkpoint(build_model(name, make_args(model=name, **MODEL, **draft)), str(tmp_path / path))
     flags = dict(target_ckpt=tmp_path / 'target.pth', draft_ckpt=tmp_path / 'draft.pth', quick=True,
                  out_dir=tmp_path / 'out', root_path=ETT_ROOT, data_path='ETTh1.csv', num_workers=0,
-                 spec_sigma=0.7, **MODEL)
+                 spec_sigma=0.7, **MODEL, **draft)
     speedup.main(cli_args(flags))
     with open(tmp_path / 'out' / 'speedup.csv', newline='') as f:
         rows = list(csv.DictReader(f))
