@@ -6,7 +6,8 @@
 
 For every (batch size, horizon) the candidates are: target `sliding`, target `cached`, and speculative
 decoding in both rollouts with fixed K (--ks) and adaptive K (up to max --ks), for every tolerance
-(or, with --spec_accept_mode lossless, lossless) sigma in --sigmas (default: --spec_sigma). They decode the same
+(or, with --spec_accept_mode lossless, lossless) sigma in --sigmas (default: --spec_sigma).
+`cached` candidates attend to at most --cache_max_tokens time steps when it is given. They decode the same
 test windows (the first --n_batches batches of the test split of the dataset the flags name), one
 batch at a time, every candidate on every batch, the order rotating by one candidate per batch;
 before timing starts each candidate runs once, untimed, on the first batch (warm-up; the step
@@ -77,11 +78,12 @@ def candidates(target, draft, args, ks, sigmas):
     """name -> (rollout, sigma or None, K or 'adaptive' or None, decoder)."""
     out = {}
     for rollout in ROLLOUTS:
-        out[f"target_{rollout}"] = (rollout, None, None, TargetOnlyDecoder(target, rollout))
+        window = args.cache_max_tokens if rollout == "cached" else 0
+        out[f"target_{rollout}"] = (rollout, None, None, TargetOnlyDecoder(target, rollout, window))
         for sigma in sigmas:
             for k in ks + ["adaptive"]:
                 args.spec_sigma, args.spec_k, args.spec_adaptive = sigma, *((max(ks), True) if k == "adaptive" else (k, False))
-                decoder = SpeculativeDecoder(target, draft, SpecConfig.of(args), rollout)
+                decoder = SpeculativeDecoder(target, draft, SpecConfig.of(args), rollout, window)
                 out[f"spec_{rollout}_s{sigma:g}_k{k}"] = (rollout, sigma, k, decoder)
     return out
 
