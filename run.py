@@ -6,10 +6,6 @@ import sys
 import numpy as np
 import torch
 
-ETT_DESCRIPTION = ("The Electricity Transformer Temperature (ETT) is a crucial indicator in the electric power "
-                   "long-term deployment.")
-
-
 def build_parser():
     p = argparse.ArgumentParser(description="Timer-XL forecasting, draft pretraining, distillation and speculative decoding")
     a = p.add_argument
@@ -24,7 +20,6 @@ def build_parser():
     a("--root_path", type=str, default="./dataset/ETT-small/")
     a("--data_path", type=str, default="ETTh1.csv")
     a("--checkpoints", type=str, default="./checkpoints/")
-    a("--test_flag", type=str, default="T", help="accepted, unused")
     # lengths
     a("--seq_len", type=int, default=672)
     a("--input_token_len", type=int, default=576)
@@ -39,13 +34,10 @@ def build_parser():
     a("--d_ff", type=int, default=2048)
     a("--activation", type=str, default="relu")
     a("--covariate", action="store_true")
-    a("--node_num", type=int, default=100, help="unused")
-    a("--node_list", type=str, default="23,37,40", help="unused")
     a("--use_norm", action="store_true")
     a("--nonautoregressive", action="store_true")
     a("--test_dir", type=str, default="./test")
     a("--test_file_name", type=str, default="checkpoint.pth")
-    a("--output_attention", action="store_true", help="accepted, no effect")
     a("--visualize", action="store_true", help="PNG plots of truth vs forecast during test")
     a("--flash_attention", action="store_true", help="SDPA attention path (same numbers)")
     # adaptation
@@ -60,7 +52,6 @@ def build_parser():
     a("--patience", type=int, default=3)
     a("--learning_rate", type=float, default=0.0001)
     a("--des", type=str, default="test")
-    a("--loss", type=str, default="MSE", help="accepted, always MSE")
     a("--lradj", type=str, default="type1")
     a("--cosine", action="store_true")
     a("--tmax", type=int, default=10)
@@ -72,23 +63,6 @@ def build_parser():
     a("--ddp", action="store_true")
     a("--dp", action="store_true")
     a("--devices", type=str, default="0,1,2,3")
-    # baseline-only flags, parsed so shared scripts never fail; unused here
-    a("--gpt_layers", type=int, default=6)
-    a("--patch_size", type=int, default=16)
-    a("--kernel_size", type=int, default=25)
-    a("--stride", type=int, default=8)
-    a("--n_vars", type=int, default=7)
-    a("--factor", type=int, default=2)
-    a("--mode", type=str, default="mix_channel")
-    a("--AP_levels", type=int, default=0)
-    a("--use_decoder", action="store_true", default=True)
-    a("--d_mode", type=str, default="common_channel")
-    a("--layers", type=int, default=8)
-    a("--hidden_dim", type=int, default=16)
-    a("--ts_vocab_size", type=int, default=1000)
-    a("--domain_des", type=str, default=ETT_DESCRIPTION)
-    a("--llm_model", type=str, default="LLAMA")
-    a("--llm_layers", type=int, default=6)
     # draft model
     a("--draft_scale_d_model", type=float, default=0.25)
     a("--draft_scale_n_heads", type=float, default=0.25)
@@ -182,7 +156,6 @@ def fill_defaults(args):
     for name in ("d_model", "n_heads", "d_ff", "e_layers"):
         if getattr(args, f"distill_target_{name}") is None:
             setattr(args, f"distill_target_{name}", getattr(args, name))
-    args.node_list = [int(n) for n in args.node_list.split(",")]
     return args
 
 
@@ -199,15 +172,14 @@ def parse_args(argv=None):
 
 
 def experiment_class(args):
+    """Speculative test, distillation, or the forecasting loop (also --task_name pretrain, which only
+    changes the setting string)."""
     if args.use_speculative:
         from exp.exp_speculative import ExpSpeculative
         return ExpSpeculative
     if args.distill:
         from exp.exp_distill import ExpDistill
         return ExpDistill
-    if args.task_name == "pretrain":
-        from exp.exp_pretrain import ExpPretrain
-        return ExpPretrain
     from exp.exp_forecast import ExpForecast
     return ExpForecast
 

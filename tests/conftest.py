@@ -22,14 +22,11 @@ def make_args(**overrides):
 
     Overrides are applied before `fill_defaults`, so derived values (e.g. distill_target_d_model from
     d_model) follow them. Unknown names raise, so a typo cannot silently leave a default in place.
-    `node_list` may be given as a list or as run.py's comma-separated string.
     """
     args = build_parser().parse_args(REQUIRED_FLAGS)
     for name, value in overrides.items():
         if not hasattr(args, name):
             raise AttributeError(f"make_args: run.py has no flag '{name}'")
-        if name == 'node_list' and not isinstance(value, str):
-            value = ','.join(str(v) for v in value)
         setattr(args, name, value)
     return fill_defaults(args)
 

@@ -30,6 +30,7 @@ def main():
     extra = argparse.ArgumentParser(add_help=False)
     extra.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 32])
     extra.add_argument("--repeats", type=int, default=20)
+    extra.add_argument("--n_vars", type=int, default=7, help="variables of the random input")
     bench, rest = extra.parse_known_args()
     required = ["--task_name", "forecast", "--is_training", "0", "--model_id", "bench", "--model", "timer_xl",
                 "--data", "MultivariateDatasetBenchmark", "--input_token_len", "96", "--use_norm"]
@@ -40,7 +41,7 @@ def main():
         print(f"{name}: {sum(p.numel() for p in model.parameters()):,} parameters")
     with torch.no_grad():
         for batch in bench.batch_sizes:
-            x = torch.randn(batch, args.seq_len, args.n_vars, device=device)
+            x = torch.randn(batch, args.seq_len, bench.n_vars, device=device)
             times = {name: [] for name in models}
             for model in models.values():
                 model(x)  # warm-up
