@@ -114,29 +114,40 @@ def split_argv(argv):
     return Path(argv[0]), argv[1:cut], argv[cut + 1:]
 
 
-def main(argv=None):
-    out, grid_tokens, fixed = split_argv(sys.argv[1:] if argv is None else argv)
-    extra = os.environ.get("EXTRA_ARGS", "").split() + os.environ.get("SWEEP_ARGS", "").split()
-    axes = fix_axes(parse_grid(grid_tokens), extra)
-    points = grid_points(axes)
+def announce(out, axes, commands, extra):
+    """Print the grid and what is left of it; put every unfinished point's point.json on disk."""
     grid = " x ".join(f"{flag} {{{', '.join(values)}}}" for flag, values in axes) or "one point"
-    print(f"sweep into {out}: {grid} = {len(points)} runs"
-          + (f"; appended to every run: {shlex.join(extra)}" if extra else ""), flush=True)
-    commands = {point: point_command(fixed, point, extra) for point in points}
-    for point, command in commands.items():  # the whole grid is on disk before the first run
-        if not is_done(out / point_name(point), command):
-            write_point(out / point_name(point), axes, command)
+    print(f"sweep into {out}: {grid} = {len(commands)} runs"
+          + (f"; appended to every run: {shlex.join(extra)}" if extra else ""))
+    todo = [point for point, command in commands.items() if not is_done(out / point_name(point), command)]
+    print(f"{len(commands) - len(todo)} of them finished before, {len(todo)} to run", flush=True)
+    for point in todo:
+        write_point(out / point_name(point), axes, commands[point])
+
+
+def run_all(out, axes, commands):
+    """Run the unfinished points in grid order; returns the folders of those that failed."""
     failed = []
-    for point in tqdm(points, desc="sweep points", file=sys.stdout):
+    for point, command in tqdm(commands.items(), desc="sweep points", file=sys.stdout):
         folder = out / point_name(point)
-        if is_done(folder, commands[point]):
+        if is_done(folder, command):
             tqdm.write(f"skip {folder}: done")
-        elif run_point(folder, axes, commands[point]):
+        elif run_point(folder, axes, command):
             tqdm.write(f"done {folder}")
         else:
             failed.append(folder)
             tqdm.write(f"FAILED {folder} (end of {LOG_FILE}):\n{log_tail(folder)}")
-    print(f"{len(points) - len(failed)} of {len(points)} points finished in {out}"
+    return failed
+
+
+def main(argv=None):
+    out, grid_tokens, fixed = split_argv(sys.argv[1:] if argv is None else argv)
+    extra = os.environ.get("EXTRA_ARGS", "").split() + os.environ.get("SWEEP_ARGS", "").split()
+    axes = fix_axes(parse_grid(grid_tokens), extra)
+    commands = {point: point_command(fixed, point, extra) for point in grid_points(axes)}
+    announce(out, axes, commands, extra)
+    failed = run_all(out, axes, commands)
+    print(f"{len(commands) - len(failed)} of {len(commands)} points finished in {out}"
           + (f"; failed: {', '.join(f.name for f in failed)}" if failed else ""))
     return 1 if failed else 0
 
