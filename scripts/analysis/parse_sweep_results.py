@@ -189,7 +189,8 @@ def budget_report(rows, budget_pct):
             lines.append(f"{head} none (target MSE {target:.4f})")
         else:
             lines.append(f"{head} {setting_text(best)}: speedup {best['speedup']:.2f}, MSE {best['mse']:.4f} "
-                         f"({best['mse_increase_pct']:+.2f}% vs target {target:.4f}) [{best['point']}]")
+                         f"({best['mse_increase_pct']:+.2f}% vs target {target:.4f}) [{best['point']}]"
+                         + (" - slower than the target alone" if best["speedup"] < 1 else ""))
     return "\n".join(lines)
 
 
