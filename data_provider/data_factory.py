@@ -12,6 +12,11 @@ DATA_DICT = {
 }
 
 
+def reads_a_folder(data_key):
+    """True for the keys that read every file under --root_path (and ignore --data_path)."""
+    return DATA_DICT.get(data_key) is UtsdDataset
+
+
 def get_dataset(args, flag):
     """Build split `flag` (train/val/test) of dataset `args.data`; test uses its own L and horizon."""
     if args.data not in DATA_DICT:

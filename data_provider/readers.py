@@ -1,8 +1,13 @@
 """Read one benchmark file into a float64 array [T, C] (data.md, section 3)."""
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+
+class DataFileError(ValueError):
+    """The content of a data file cannot be used (the message names the file and, where it can, column and row)."""
 
 
 def read_series(path) -> np.ndarray:
@@ -12,16 +17,17 @@ def read_series(path) -> np.ndarray:
         raise FileNotFoundError(f"data file not found: {path}")
     reader = READERS.get(path.suffix)
     if reader is None:
-        raise ValueError(f"{path}: unsupported extension '{path.suffix}' (expected one of {', '.join(READERS)})")
+        raise DataFileError(f"{path}: unsupported extension '{path.suffix}' (expected one of {', '.join(READERS)})")
     values, column_names = reader(path)
     check_finite(values, column_names, path)
     return values
 
 
 def read_csv(path):
-    frame = pd.read_csv(path, encoding='utf-8')
+    frame = read_frame(path, header=0)
+    check_header(frame.columns, path)
     if len(frame) == 0:
-        raise ValueError(f"{path}: no data rows")
+        raise DataFileError(f"{path}: no data rows")
     # A string in the first column means it is the date column (OpenLTM tests data row 2).
     probe_row = 2 if len(frame) >= 3 else 0
     if isinstance(frame.iloc[probe_row, 0], str):
@@ -30,28 +36,51 @@ def read_csv(path):
 
 
 def read_txt(path):
-    frame = pd.read_csv(path, header=None, skip_blank_lines=True, encoding='utf-8')
-    return numeric_matrix(frame, path)
+    return numeric_matrix(read_frame(path, header=None), path)
+
+
+def read_frame(path, header):
+    try:
+        return pd.read_csv(path, header=header, skip_blank_lines=True, encoding='utf-8')
+    except pd.errors.EmptyDataError:
+        raise DataFileError(f"{path}: empty file") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise DataFileError(f"{path}: not a comma-separated UTF-8 text file ({str(error).strip()})") from None
+
+
+def check_header(names, path):
+    """A first row of numbers is data, not a header (the date column, if any, may hold anything)."""
+    value_names = pd.Series(names[1:] if len(names) > 1 else names, dtype=object)
+    if pd.to_numeric(value_names, errors='coerce').notna().all():
+        raise DataFileError(f"{path}: the first row ({', '.join(map(str, names[:4]))}, ...) is numbers, not a header; "
+                            f"a .csv needs a header row such as date,...,OT")
+
+
+def load_numpy(path):
+    try:
+        return np.load(path)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise DataFileError(f"{path}: not a readable NumPy file ({error})") from None
 
 
 def read_npz(path):
-    with np.load(path) as archive:
+    with load_numpy(path) as archive:
         if 'data' not in archive:
-            raise ValueError(f"{path}: no array under key 'data' (keys: {', '.join(archive.files)})")
+            raise DataFileError(f"{path}: no array under key 'data' (keys: {', '.join(archive.files)})")
         array = archive['data']
     if array.ndim == 3:
         array = array[:, :, 0]  # feature 0 is the traffic flow
     if array.ndim != 2:
-        raise ValueError(f"{path}: expected 'data' of shape [T, nodes, F] or [T, nodes], got {array.shape}")
+        raise DataFileError(f"{path}: expected 'data' of shape [T, nodes, F] or [T, nodes], got {array.shape}")
     return numeric_array(array, path)
 
 
 def read_npy(path):
-    array = np.load(path)
+    array = load_numpy(path)
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2:
-        raise ValueError(f"{path}: expected a 1-D or 2-D array, got shape {array.shape}")
+        raise DataFileError(f"{path}: expected a 1-D or 2-D array, got shape {array.shape}")
     return numeric_array(array, path)
 
 
@@ -61,7 +90,7 @@ READERS = {'.csv': read_csv, '.txt': read_txt, '.npz': read_npz, '.npy': read_np
 def numeric_matrix(frame, path):
     """Convert every column of `frame` to float64; a value that is not a number is an error."""
     if frame.shape[1] == 0:
-        raise ValueError(f"{path}: no data columns")
+        raise DataFileError(f"{path}: no data columns")
     columns = []
     for name in frame.columns:
         column = frame[name]
@@ -69,14 +98,14 @@ def numeric_matrix(frame, path):
         not_numbers = numbers.isna() & column.notna()
         if not_numbers.any():
             row = int(np.argmax(not_numbers.to_numpy()))
-            raise ValueError(f"{path}: column '{name}' has a non-numeric value {column.iloc[row]!r} at data row {row}")
+            raise DataFileError(f"{path}: column '{name}' has a non-numeric value {column.iloc[row]!r} at data row {row}")
         columns.append(numbers.to_numpy(dtype=np.float64))
     return np.stack(columns, axis=1), list(frame.columns)
 
 
 def numeric_array(array, path):
     if not np.issubdtype(array.dtype, np.number):
-        raise ValueError(f"{path}: array has non-numeric dtype {array.dtype}")
+        raise DataFileError(f"{path}: array has non-numeric dtype {array.dtype}")
     return array.astype(np.float64), list(range(array.shape[1]))
 
 
@@ -84,5 +113,5 @@ def check_finite(values, column_names, path):
     finite = np.isfinite(values)
     if not finite.all():
         row, col = np.argwhere(~finite)[0]
-        raise ValueError(f"{path}: column '{column_names[col]}' has a non-finite value ({values[row, col]}) "
-                         f"at data row {row}")
+        what = "an empty or NaN" if np.isnan(values[row, col]) else f"an infinite ({values[row, col]})"
+        raise DataFileError(f"{path}: column '{column_names[col]}' has {what} value at data row {row}")

@@ -6,7 +6,7 @@ from torch import nn
 
 from exp.exp_forecast import ExpForecast
 from models import build_model
-from utils.checkpoint import CheckpointMismatch, load_checkpoint
+from utils.checkpoint import load_checkpoint
 from utils.losses import gaussian_nll
 
 TEACHER_DIMS = ("d_model", "n_heads", "d_ff", "e_layers")
@@ -22,13 +22,7 @@ def teacher_args(args):
 
 
 def build_teacher(args, device):
-    teacher = build_model(args.distill_target_model, teacher_args(args))
-    try:
-        load_checkpoint(teacher, args.distill_target_ckpt)
-    except CheckpointMismatch as error:
-        dims = "/".join(str(getattr(args, f"distill_target_{name}")) for name in TEACHER_DIMS)
-        raise SystemExit(f"error: --distill_target_ckpt does not fit a {args.distill_target_model} of "
-                         f"--distill_target_d_model/n_heads/d_ff/e_layers {dims}: {error}") from None
+    teacher = load_checkpoint(build_model(args.distill_target_model, teacher_args(args)), args.distill_target_ckpt)
     teacher.requires_grad_(False)
     return teacher.to(device).eval()
 
@@ -46,11 +40,11 @@ class ExpDistill(ExpForecast):
     def _training_loss(self, x, y):
         """The ground truth y is not used: the student fits the teacher's full next-token sequence."""
         with torch.no_grad():
-            teacher_out = self.teacher(x)
-        output = self.model(x)
-        if not isinstance(output, tuple):
-            return nn.functional.mse_loss(self._slice(output), self._slice(teacher_out))
-        mean, logvar = output
+            teacher_out = self.teacher(x).mean
+        out = self.model(x)
+        if out.logvar is None:
+            return nn.functional.mse_loss(self._slice(out.mean), self._slice(teacher_out))
         noise = torch.randn(teacher_out.shape, generator=self.noise_generator, device=self.device)
         noisy_teacher = teacher_out + self.args.draft_teacher_noise * noise
-        return gaussian_nll(self._slice(mean), self._slice(logvar), self._slice(noisy_teacher), self.args.draft_nll_var_reg)
+        return gaussian_nll(self._slice(out.mean), self._slice(out.logvar), self._slice(noisy_teacher),
+                            self.args.draft_nll_var_reg)

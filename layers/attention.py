@@ -3,6 +3,8 @@
 Every token carries two labels, its variable c and its time index n. Masks, bias and rotary
 positions are all functions of these labels, never of the flat position, so a KV cache can hold
 earlier keys with their labels and new queries attend to them unchanged (model.md 3.4-3.5).
+Timer-XL lays its tokens out time-major (flat index n*C + c), the layout of the KV cache; the order
+is only a convention, outputs depend on the labels alone.
 """
 import math
 from dataclasses import dataclass
@@ -14,27 +16,38 @@ from torch import nn
 
 @dataclass
 class TokenLabels:
-    """Variable index and time index of each token in the flattened sequence."""
-    var: torch.Tensor   # [T] long
-    time: torch.Tensor  # [T] long
+    """Variable index [T] and time index of each token in a flattened sequence; the time index is
+    [T] when shared by the batch, [R, T] when every row starts at its own time (a ragged cache)."""
+    var: torch.Tensor
+    time: torch.Tensor
 
     @staticmethod
-    def grid(n_vars, n_tokens, device, first_time=0):
-        """Variable-major labels: flat index i = c * n_tokens + n."""
-        var = torch.arange(n_vars, device=device).repeat_interleave(n_tokens)
-        time = torch.arange(first_time, first_time + n_tokens, device=device).repeat(n_vars)
-        return TokenLabels(var, time)
+    def grid(n_vars, n_steps, device, first_time=None):
+        """Time-major labels of n_steps time steps of n_vars variables: flat index i = n * n_vars + c.
+        first_time: None (time 0) or [R] long, each row's first time index."""
+        var = torch.arange(n_vars, device=device).repeat(n_steps)
+        time = torch.arange(n_steps, device=device).repeat_interleave(n_vars)
+        return TokenLabels(var, time if first_time is None else first_time[:, None] + time)
 
 
-def blocked_mask(q: TokenLabels, k: TokenLabels, n_vars, covariate=False):
-    """Boolean [Tq, Tk], True where key j is hidden from query i (model.md 3.4c)."""
+def blocked_mask(q: TokenLabels, k: TokenLabels, n_vars, covariate=False, window=0):
+    """Boolean [Tq, Tk] (or [R, Tq, Tk] for per-row times), True where key j is hidden from query i
+    (model.md 3.4c). window > 0 also hides keys `window` or more time steps older than the query."""
     same_var = q.var[:, None] == k.var[None, :]
-    not_future = k.time[None, :] <= q.time[:, None]
+    offset = q.time[..., :, None] - k.time[..., None, :]
+    not_future = offset >= 0
+    if window:
+        not_future = not_future & (offset < window)
     if not covariate:
         return ~not_future
     target = n_vars - 1
     target_sees_covariates = (q.var[:, None] == target) & (k.var[None, :] < target)
     return ~((same_var & not_future) | target_sees_covariates)
+
+
+def additive_mask(bias, mask):
+    """Bias [H, Tq, Tk] (or a scalar 0) with -inf where mask [Tq, Tk] / [R, Tq, Tk] blocks."""
+    return torch.where(mask.unsqueeze(-3), float("-inf"), bias)
 
 
 class RotaryEmbedding(nn.Module):
@@ -57,10 +70,10 @@ class RotaryEmbedding(nn.Module):
         return self.cos_table, self.sin_table
 
     def forward(self, u, positions):
-        """u: [B, T, H, E]; positions: [T] long. Returns u with its first E/2 dims rotated."""
+        """u: [B, T, H, E]; positions: [T] or [B, T] long. Returns u with its first E/2 dims rotated."""
         cos_table, sin_table = self._tables(int(positions.max()))
-        cos = cos_table[positions][None, :, None, :].to(u.dtype)
-        sin = sin_table[positions][None, :, None, :].to(u.dtype)
+        cos = cos_table[positions].unsqueeze(-2).to(u.dtype)
+        sin = sin_table[positions].unsqueeze(-2).to(u.dtype)
         rotated, passed = u[..., :self.rotated_dims], u[..., self.rotated_dims:]
         even, odd = rotated[..., 0::2], rotated[..., 1::2]
         rotated = torch.stack((even * cos - odd * sin, odd * cos + even * sin), dim=-1).flatten(-2)
@@ -93,7 +106,8 @@ def attend(q, k, v, additive, dropout_p, use_sdpa):
 
 
 class TimeAttention(nn.Module):
-    """Timer-XL inner attention: RoPE on the time index, variable bias, label-based mask."""
+    """Timer-XL inner attention over all variables jointly: RoPE on the time index, variable bias,
+    label-based mask. Tokens are time-major [B, T*C, H, E], which views the cache layout directly."""
 
     def __init__(self, head_dim, n_heads, dropout, covariate=False, use_sdpa=False):
         super().__init__()
@@ -103,34 +117,67 @@ class TimeAttention(nn.Module):
         self.covariate = covariate
         self.use_sdpa = use_sdpa
 
-    def forward(self, q, k, v, q_labels: TokenLabels, k_labels: TokenLabels, n_vars):
-        """q: [B, Tq, H, E]; k, v: [B, Tk, H, E]. Returns [B, Tq, H, E]."""
-        q = self.rope(q, q_labels.time).transpose(1, 2)
-        k = self.rope(k, k_labels.time).transpose(1, 2)
-        mask = blocked_mask(q_labels, k_labels, n_vars, self.covariate)
-        additive = self.attn_bias(q_labels, k_labels).to(q.dtype).masked_fill(mask, float("-inf"))
+    def position(self, q, k, labels: TokenLabels):
+        return self.rope(q, labels.time), self.rope(k, labels.time)
+
+    @staticmethod
+    def to_cache(t, n_vars):
+        """[B, T*C, H, E] -> [B, T, C, H, E]."""
+        return t.unflatten(1, (-1, n_vars))
+
+    @staticmethod
+    def from_cache(t):
+        return t.flatten(1, 2)
+
+    @staticmethod
+    def key_labels(n_steps, n_vars, device):
+        return TokenLabels.grid(n_vars, n_steps, device)
+
+    def forward(self, q, k, v, q_labels: TokenLabels, k_labels: TokenLabels, n_vars, window=0):
+        """q: [B, Tq, H, E] (positions applied); k, v: [B, Tk, H, E]. Returns [B, Tq, H, E]."""
+        mask = blocked_mask(q_labels, k_labels, n_vars, self.covariate, window)
+        additive = additive_mask(self.attn_bias(q_labels, k_labels).to(q.dtype), mask)
         dropout_p = self.dropout if self.training else 0.0
-        return attend(q, k, v.transpose(1, 2), additive, dropout_p, self.use_sdpa).transpose(1, 2)
+        out = attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), additive, dropout_p, self.use_sdpa)
+        return out.transpose(1, 2)
 
 
 class CausalAttention(nn.Module):
-    """Plain causal full attention over one sequence (the Timer baseline): no RoPE, no bias."""
+    """Plain causal full attention over one variable's sequence (the Timer baseline): no RoPE, no
+    bias. Channel independence puts the variables in the batch: tokens [B*C, T, H, E]."""
 
     def __init__(self, dropout, use_sdpa=False):
         super().__init__()
         self.dropout = dropout
         self.use_sdpa = use_sdpa
 
-    def forward(self, q, k, v, q_labels: TokenLabels, k_labels: TokenLabels, n_vars):
-        future = k_labels.time[None, :] > q_labels.time[:, None]
-        additive = torch.zeros(future.shape, dtype=q.dtype, device=q.device).masked_fill(future, float("-inf"))
+    def position(self, q, k, labels: TokenLabels):
+        return q, k
+
+    @staticmethod
+    def to_cache(t, n_vars):
+        """[B*C, T, H, E] -> [B, T, C, H, E]."""
+        return t.unflatten(0, (-1, n_vars)).transpose(1, 2)
+
+    @staticmethod
+    def from_cache(t):
+        return t.transpose(1, 2).flatten(0, 1)
+
+    @staticmethod
+    def key_labels(n_steps, n_vars, device):
+        return TokenLabels.grid(1, n_steps, device)
+
+    def forward(self, q, k, v, q_labels: TokenLabels, k_labels: TokenLabels, n_vars, window=0):
+        mask = blocked_mask(q_labels, k_labels, 1, window=window)
+        additive = additive_mask(torch.zeros((), dtype=q.dtype, device=q.device), mask)
         dropout_p = self.dropout if self.training else 0.0
         out = attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), additive, dropout_p, self.use_sdpa)
         return out.transpose(1, 2)
 
 
 class AttentionLayer(nn.Module):
-    """Projections around an inner attention; key names follow OpenLTM."""
+    """Projections around an inner attention; key names follow OpenLTM. With a KV cache the new keys
+    (positions applied) and values are stored and the queries attend to every cached key."""
 
     def __init__(self, inner_attention, d_model, n_heads):
         super().__init__()
@@ -142,10 +189,17 @@ class AttentionLayer(nn.Module):
         self.value_projection = nn.Linear(d_model, head_dim * n_heads)
         self.out_projection = nn.Linear(head_dim * n_heads, d_model)
 
-    def forward(self, h, labels: TokenLabels, n_vars):
+    def forward(self, h, labels: TokenLabels, n_vars, cache=None, layer_index=0):
         B, T, _ = h.shape
+        inner = self.inner_attention
         q = self.query_projection(h).view(B, T, self.n_heads, -1)
         k = self.key_projection(h).view(B, T, self.n_heads, -1)
         v = self.value_projection(h).view(B, T, self.n_heads, -1)
-        out = self.inner_attention(q, k, v, labels, labels, n_vars)
+        q, k = inner.position(q, k, labels)
+        k_labels, window = labels, 0
+        if cache is not None:
+            k_all, v_all = cache.update(layer_index, inner.to_cache(k, n_vars), inner.to_cache(v, n_vars))
+            k, v = inner.from_cache(k_all), inner.from_cache(v_all)
+            k_labels, window = inner.key_labels(k_all.shape[1], n_vars, h.device), cache.window
+        out = inner(q, k, v, labels, k_labels, n_vars, window)
         return self.out_projection(out.reshape(B, T, -1))

@@ -18,22 +18,25 @@ class TimerLayer(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.activation = F.relu if activation == "relu" else F.gelu
 
-    def forward(self, h, labels: TokenLabels, n_vars):
-        h = self.norm1(h + self.dropout(self.attention(h, labels, n_vars)))
+    def forward(self, h, labels: TokenLabels, n_vars, cache=None, layer_index=0):
+        h = self.norm1(h + self.dropout(self.attention(h, labels, n_vars, cache, layer_index)))
         y = self.dropout(self.activation(self.conv1(h.transpose(-1, 1))))
         y = self.dropout(self.conv2(y).transpose(-1, 1))
         return self.norm2(h + y)
 
 
 class TimerBlock(nn.Module):
-    """A stack of TimerLayers followed by a final LayerNorm."""
+    """A stack of TimerLayers followed by a final LayerNorm. With a KV cache, every layer appends the
+    new tokens' keys and values and the cache is extended by n_steps time steps after the last layer."""
 
     def __init__(self, layers, d_model):
         super().__init__()
         self.attn_layers = nn.ModuleList(layers)
         self.norm = nn.LayerNorm(d_model)
 
-    def forward(self, h, labels: TokenLabels, n_vars):
-        for layer in self.attn_layers:
-            h = layer(h, labels, n_vars)
+    def forward(self, h, labels: TokenLabels, n_vars, cache=None, n_steps=0):
+        for index, layer in enumerate(self.attn_layers):
+            h = layer(h, labels, n_vars, cache, index)
+        if cache is not None:
+            cache.extend(n_steps)
         return self.norm(h)

@@ -8,6 +8,7 @@ from layers.attention import AttentionLayer, CausalAttention, TokenLabels
 from layers.instance_norm import denormalize
 from layers.patching import patchify
 from layers.transformer import TimerBlock, TimerLayer
+from models.output import Forecast
 
 
 def sinusoidal_table(max_len, d_model):
@@ -20,11 +21,15 @@ def sinusoidal_table(max_len, d_model):
 
 
 class Timer(nn.Module):
+    """Called like Timer-XL: model(x, cache) -> Forecast. Channel independence puts the variables in
+    the batch ([B*C, T, D]); the KV cache still stores them time-major per sample (CausalAttention)."""
     MAX_POSITIONS = 6500
+    patches_per_call = 1
+    stochastic = False
 
     def __init__(self, configs):
         super().__init__()
-        self.patch_len = configs.input_token_len
+        self.patch_len, self.output_len = configs.input_token_len, configs.output_token_len
         self.use_norm = configs.use_norm
         d_model = configs.d_model
         self.embedding = nn.Linear(self.patch_len, d_model, bias=False)
@@ -33,16 +38,20 @@ class Timer(nn.Module):
         layers = [TimerLayer(AttentionLayer(CausalAttention(configs.dropout, configs.flash_attention), d_model, configs.n_heads),
                              d_model, configs.d_ff, configs.dropout, configs.activation) for _ in range(configs.e_layers)]
         self.blocks = TimerBlock(layers, d_model)
+        self.n_layers = configs.e_layers
         self.head = nn.Linear(d_model, configs.output_token_len)
 
-    def forward(self, x, x_mark=None, y_mark=None):
-        patches, stats = patchify(x, self.patch_len, self.use_norm)
-        batch, n_vars, n_tokens, _ = patches.shape
-        h = self.embedding(patches.flatten(0, 1))  # channel independence: every variable is a sequence
-        h = self.dropout(h + self.position_table[:n_tokens])
-        h = self.blocks(h, TokenLabels.grid(1, n_tokens, x.device), 1)
-        y = self.head(h).reshape(batch, n_vars, -1).transpose(1, 2)
-        return denormalize(y, *stats) if stats else y
+    def forward(self, x, cache=None):
+        """x [B, T*P, C]: a window, or the T new time steps on top of `cache`. One prediction per new token."""
+        patches, stats = patchify(x, self.patch_len, self.use_norm, cache)
+        batch, n_vars, n_steps, _ = patches.shape
+        first_time = None if cache is None else cache.start_times(batch, x.device).repeat_interleave(n_vars)
+        labels = TokenLabels.grid(1, n_steps, x.device, first_time)
+        h = self.embedding(patches.flatten(0, 1))
+        h = self.dropout(h + self.position_table[labels.time])
+        h = self.blocks(h, labels, n_vars, cache, n_steps)
+        y = self.head(h).unflatten(0, (batch, n_vars)).flatten(2).transpose(1, 2)
+        return Forecast(y if stats is None else denormalize(y, stats), cache=cache)
 
 
 Model = Timer

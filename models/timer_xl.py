@@ -1,7 +1,12 @@
 """Timer-XL (Liu et al., ICLR 2025) as in OpenLTM, with time-index RoPE (model.md sections 2-5).
 
-x [B, L, C] -> patches [B, C, N, P] -> tokens [B, C*N, D] (variable-major) -> TimerBlock
--> head [B, C*N, O] -> [B, N*O, C]. Row n*O + t predicts time (n+1)*P + t from tokens <= n.
+x [B, L, C] -> patches [B, C, N, P] -> tokens [B, N*C, D] (time-major) -> TimerBlock
+-> head [B, N*C, O] -> [B, N*O, C]. Row n*O + t predicts time (n+1)*P + t from tokens <= n.
+
+One call signature for the full and the incremental forward: model(x, cache) -> Forecast. Without a
+cache x is a whole window; with a KV cache (layers/kv_cache.py) x holds only the new time steps, their
+time labels continue each sample's cache and the normalisation statistics are the cache's frozen ones.
+A full forward is the same code with no cache.
 """
 from dataclasses import dataclass
 
@@ -11,6 +16,7 @@ from layers.attention import AttentionLayer, TimeAttention, TokenLabels
 from layers.instance_norm import denormalize
 from layers.patching import patchify
 from layers.transformer import TimerBlock, TimerLayer
+from models.output import Forecast
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,9 @@ class Dims:
 
 
 class TimerXL(nn.Module):
+    patches_per_call = 1  # one next-patch prediction per input token
+    stochastic = False
+
     def __init__(self, configs, dims: Dims = None):
         super().__init__()
         dims = dims or Dims.of(configs)
@@ -43,6 +52,7 @@ class TimerXL(nn.Module):
         self.use_norm = configs.use_norm
         self.embedding = nn.Linear(self.patch_len, dims.d_model)
         self.blocks = TimerBlock([self._layer(configs, dims) for _ in range(dims.e_layers)], dims.d_model)
+        self.n_layers = dims.e_layers
         self._build_head(dims.d_model)
 
     @staticmethod
@@ -55,20 +65,22 @@ class TimerXL(nn.Module):
     def _build_head(self, d_model):
         self.head = nn.Linear(d_model, self.output_len)
 
-    def forward(self, x, x_mark=None, y_mark=None):
-        patches, stats = patchify(x, self.patch_len, self.use_norm)
-        batch, n_vars, n_tokens, _ = patches.shape
-        h = self.embedding(patches).reshape(batch, n_vars * n_tokens, -1)
-        h = self.blocks(h, TokenLabels.grid(n_vars, n_tokens, x.device), n_vars)
-        return self._readout(h, n_vars, stats)
+    def forward(self, x, cache=None):
+        """x [B, T*P, C]: a window, or the T new time steps on top of `cache`. One prediction per new token."""
+        patches, stats = patchify(x, self.patch_len, self.use_norm, cache)
+        batch, n_vars, n_steps, _ = patches.shape
+        h = self.embedding(patches.transpose(1, 2)).flatten(1, 2)
+        first_time = None if cache is None else cache.start_times(batch, x.device)
+        h = self.blocks(h, TokenLabels.grid(n_vars, n_steps, x.device, first_time), n_vars, cache, n_steps)
+        return self._readout(h, n_vars, stats, cache)
 
     def _to_series(self, y, n_vars):
-        """[B, C*N, O] -> [B, N*O, C]."""
-        return y.reshape(y.shape[0], n_vars, -1).transpose(1, 2)
+        """[B, T*C, O] -> [B, T*O, C]."""
+        return y.unflatten(1, (-1, n_vars)).transpose(2, 3).flatten(1, 2)
 
-    def _readout(self, h, n_vars, stats):
+    def _readout(self, h, n_vars, stats, cache):
         y = self._to_series(self.head(h), n_vars)
-        return denormalize(y, *stats) if stats else y
+        return Forecast(y if stats is None else denormalize(y, stats), cache=cache)
 
 
 Model = TimerXL

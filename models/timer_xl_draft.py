@@ -2,6 +2,8 @@
 import torch
 from torch import nn
 
+from layers.instance_norm import denormalize
+from models.output import Forecast
 from models.timer_xl import Dims, TimerXL
 
 
@@ -40,15 +42,14 @@ class TimerXLDraft(TimerXL):
         self.head_logvar = nn.Linear(d_model, self.output_len)
         nn.init.constant_(self.head_logvar.bias, self.LOGVAR_BIAS_INIT)
 
-    def _readout(self, h, n_vars, stats):
+    def _readout(self, h, n_vars, stats, cache):
         if not self.stochastic:
-            return super()._readout(h, n_vars, stats)
+            return super()._readout(h, n_vars, stats, cache)
         mean = self._to_series(self.head_mean(h), n_vars)
         logvar = self._to_series(self.head_logvar(h).clamp(self.LOGVAR_MIN, self.LOGVAR_MAX), n_vars)
-        if stats:
-            mu, sigma = stats
-            mean, logvar = mean * sigma + mu, logvar + 2 * torch.log(sigma)
-        return mean, logvar
+        if stats is not None:
+            mean, logvar = denormalize(mean, stats), logvar + 2 * torch.log(stats[1])
+        return Forecast(mean, logvar, cache)
 
 
 Model = TimerXLDraft

@@ -3,10 +3,11 @@
     python scripts/sweep.py OUT [--flag VALUE...]... -- FLAGS...
 
 Each `--flag VALUE...` before `--` is a grid axis (a run.py flag and its values); the grid is their
-product. A point runs `python -u run.py FLAGS --flag value ... EXTRA_ARGS SWEEP_ARGS` (both env,
-split on blanks) inside OUT/<point>/, where <point> names the axis values (spec_k-3__spec_sigma-0.7),
-so run.py's result files of that point collect there, its output in run.log. A grid flag set in
-EXTRA_ARGS or SWEEP_ARGS is fixed to that value (the axis shrinks to it).
+product. A point runs `python -u run.py FLAGS --flag value ... EXTRA_ARGS` (env, split on blanks)
+inside OUT/<point>/, where <point> names the axis values (spec_k-3__spec_sigma-0.7), so run.py's
+result files of that point collect there, its output in run.log. SWEEP_ARGS (env, `--flag value ...`)
+fixes grid axes: an axis it (or EXTRA_ARGS) names shrinks to that value; its other flags are ignored,
+so one SWEEP_ARGS can serve sweeps with different axes.
 
 OUT/<point>/point.json (its flags, written for every point at the start) tells the analysis what
 the grid is; OUT/<point>/done (its command, written atomically after run.py succeeded) marks it
@@ -142,8 +143,8 @@ def run_all(out, axes, commands):
 
 def main(argv=None):
     out, grid_tokens, fixed = split_argv(sys.argv[1:] if argv is None else argv)
-    extra = os.environ.get("EXTRA_ARGS", "").split() + os.environ.get("SWEEP_ARGS", "").split()
-    axes = fix_axes(parse_grid(grid_tokens), extra)
+    extra = os.environ.get("EXTRA_ARGS", "").split()
+    axes = fix_axes(parse_grid(grid_tokens), extra + os.environ.get("SWEEP_ARGS", "").split())
     commands = {point: point_command(fixed, point, extra) for point in grid_points(axes)}
     announce(out, axes, commands, extra)
     failed = run_all(out, axes, commands)

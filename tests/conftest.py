@@ -6,9 +6,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from run import build_parser, fill_defaults  # noqa: E402
+from utils.flags import build_parser, fill_defaults  # noqa: E402
 
 # Test models are tiny: one thread each is as fast and keeps parallel jobs from oversubscribing the cores.
 torch.set_num_threads(1)
@@ -40,3 +42,18 @@ def cli_args(flags):
         elif value is not False and value is not None:
             out += [f'--{name}', str(value)]
     return out
+
+
+def write_csv(path, rows=400, cells=None):
+    """Date column + three noisy sines (period 24): columns a, b, OT. `cells` {(row, column): value} overwrites
+    single values (NaN, text, inf)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(rows)
+    frame = pd.DataFrame({'date': pd.date_range('2020-01-01', periods=rows, freq='h').astype(str)})
+    for k, name in enumerate(['a', 'b', 'OT']):
+        frame[name] = np.sin(2 * np.pi * t / 24 + k) + 0.05 * rng.standard_normal(rows)
+    for (row, column), value in (cells or {}).items():
+        frame[column] = frame[column].astype(object)
+        frame.loc[row, column] = value
+    frame.to_csv(path, index=False)
+    return path

@@ -127,7 +127,7 @@ def test_ddp_matches_one_process_on_the_same_global_batch(tmp_path):
     assert all(not k.startswith('module.') for e in saves for k in e['keys'])
     folder = only_checkpoint(ddp)
     assert folder.name.startswith('draft_pretrain_ddp_timer_xl_draft_') and '_bt2_' in folder.name
-    assert [p.name for p in folder.iterdir()] == ['checkpoint.pth']  # no temporary files left behind
+    assert sorted(p.name for p in folder.iterdir()) == ['checkpoint.pth', 'manifest.json']  # no temporaries
     state = torch.load(folder / 'checkpoint.pth', map_location='cpu', weights_only=True)
     assert state and not [k for k in state if k.startswith('module.')]
 
@@ -181,6 +181,6 @@ def test_pretrain_on_a_folder_of_files_writes_a_draft_pretrain_checkpoint(tmp_pa
     assert re.search(rf'^train {expected}$', out, re.M)
     assert re.search(r'^Utsd: skipped 1 file\(s\) with fewer than .*a/short\.npy$', out, re.M)
     runs = list((tmp_path / 'checkpoints').iterdir())
-    assert len(runs) == 1 and runs[0].name.startswith('draft_pretrain_corpus_025x_timer_xl_draft_Utsd_sl48_')
+    assert len(runs) == 1 and runs[0].name.startswith('draft_pretrain_corpus_025x_timer_xl_draft_Utsd_corpus_sl48_')
     assert (runs[0] / 'checkpoint.pth').is_file()
     assert (tmp_path / 'result_long_term_forecast.txt').read_text().startswith(runs[0].name + '  \n')

@@ -16,12 +16,13 @@ import torch
 
 import run
 from conftest import cli_args, make_args
-from exp import exp_forecast
+from exp import exp_forecast, exp_speculative
 from exp.exp_forecast import FORECAST_RESULT_FILE, ExpForecast
 from exp.exp_speculative import ExpSpeculative
 from models import build_model
 from utils.checkpoint import load_checkpoint, save_checkpoint
-from utils.rollout import next_patch, sample_generators, sliding_rollout
+from speculative import TargetOnlyDecoder
+from speculative.random_streams import sample_generators
 from utils.spec_report import BREAKDOWN_FILE, SUMMARY_FILE, parse_summary
 
 DATASETS = Path(__file__).resolve().parents[1].parent / 'shared' / 'datasets'
@@ -116,6 +117,10 @@ def forecast_records(path):
     return re.findall(r'(?P<setting>[^\n]+)  \nmse:(?P<mse>[^,\n]+), mae:(?P<mae>[^\n]+)\n\n', path.read_text())
 
 
+def target_only(model, x, rollout='sliding'):
+    return TargetOnlyDecoder(model, rollout).generate(x, H, range(len(x)))
+
+
 def read_csv(path):
     with open(path, newline='') as f:
         return list(csv.DictReader(f))
@@ -128,7 +133,7 @@ def test_speculative_run_writes_summary_breakdown_csv_and_forecast_record(ckpts,
     run.main(spec_argv(ckpts, spec_compare_baseline=True, trace_inference_breakdown=True, spec_debug_accept=True,
                        spec_debug_out='debug.csv'))
     exp = reports[0][0]
-    counters = exp.counters
+    counters = exp.decoder.counters
 
     [summary] = read_records(cwd / SUMMARY_FILE)
     for line, pattern in zip(summary, FIXED_SUMMARY_LINES):
@@ -136,7 +141,8 @@ def test_speculative_run_writes_summary_breakdown_csv_and_forecast_record(ckpts,
     assert summary[1] == 'mode:speculative'
     assert re.fullmatch(r'spec_k:3, spec_sigma:0\.7, spec_accept_bias:1, accept_mode:tolerance, rollout:sliding, '
                         r'draft_stochastic:0, spec_adaptive:0(, .*)?', summary[5]), summary[5]
-    assert any(re.fullmatch(r'baseline_per_batch_s:\d+\.\d{6}, speedup:\d+\.\d{3}, mse_vs_target:\d+\.\d{6}', line)
+    assert any(re.fullmatch(r'baseline_per_batch_s:\d+\.\d{6}, speedup:\d+\.\d{3}, mse_vs_target:\d+\.\d{6}, '
+                            r'baseline_mse:\d+\.\d{6}', line)
                for line in summary[5:])
     assert any(re.search(r'predicted_speedup:\d+\.\d{3}', line) for line in summary[5:])
     record = parse_summary(cwd / SUMMARY_FILE)[0]
@@ -153,7 +159,7 @@ def test_speculative_run_writes_summary_breakdown_csv_and_forecast_record(ckpts,
     for line, pattern in zip(breakdown, SPEC_BREAKDOWN_LINES):
         assert re.fullmatch(pattern, line), (line, pattern)
     times = parse_summary(cwd / BREAKDOWN_FILE)[0]
-    assert times['n_target_verify_calls'] == exp.tracer.n_target_verify_calls > 0
+    assert times['n_target_verify_calls'] == exp.decoder.tracer.n_target_verify_calls > 0
     assert times['n_target_sample_calls'] == 0  # tolerance mode draws nothing
 
     # all three batches are within --spec_debug_max_batches (3): one row per tested proposal
@@ -198,37 +204,41 @@ def test_huge_sigma_gives_the_draft_only_rollout_and_a_nonzero_mse_vs_target(ckp
     run.main(spec_argv(ckpts, spec_sigma=1e6, spec_compare_baseline=True))
     x, out = forecasts(batches)
     exp = batches[0][0]
-    assert exp.counters.accepted == exp.counters.attempted > 0
+    assert exp.decoder.counters.accepted == exp.decoder.counters.attempted > 0
 
     target = load(ckpts, 'timer_xl', ckpts / 'checkpoints/tgt/checkpoint.pth')
     draft = load(ckpts, 'timer_xl_draft', ckpts / 'draft.pth')
     with torch.no_grad():
         # K = 3 >= S - 1: one round of S - 1 = 2 accepted draft patches, then the target's bonus
-        draft_only = sliding_rollout(draft, x, H, P)
+        draft_only = target_only(draft, x)
         torch.testing.assert_close(out[:, :H - P], draft_only[:, :H - P], rtol=0, atol=1e-5)
-        bonus = next_patch(target, torch.cat([x, draft_only[:, :H - P]], 1)[:, -L:], P)
+        bonus = target(torch.cat([x, draft_only[:, :H - P]], 1)[:, -L:]).mean[:, -P:]
         torch.testing.assert_close(out[:, H - P:], bonus, rtol=0, atol=1e-5)
-        target_only = sliding_rollout(target, x, H, P)
+        target_out = target_only(target, x)
     mse_vs_target = exp.squared_diff_to_target / exp.n_values
     assert mse_vs_target > 1e-3
-    assert mse_vs_target == pytest.approx((out - target_only).double().square().mean().item(), rel=1e-4)
+    assert mse_vs_target == pytest.approx((out - target_out).double().square().mean().item(), rel=1e-4)
     assert parse_summary(cwd / SUMMARY_FILE)[0]['mse_vs_target'] == pytest.approx(mse_vs_target, abs=1e-6)
 
 
+@pytest.mark.parametrize('rollout', ['sliding', 'cached'])
 @pytest.mark.parametrize('adaptive', [False, True])
-def test_tiny_sigma_gives_the_target_only_rollout(ckpts, cwd, monkeypatch, adaptive):
+def test_tiny_sigma_gives_the_target_only_rollout(ckpts, cwd, monkeypatch, adaptive, rollout):
     batches = spy(monkeypatch, ExpSpeculative, '_forecast_batch')
-    run.main(spec_argv(ckpts, spec_sigma=1e-8, spec_compare_baseline=True, spec_adaptive=adaptive))
+    run.main(spec_argv(ckpts, spec_sigma=1e-8, spec_compare_baseline=True, spec_adaptive=adaptive, rollout=rollout))
     x, out = forecasts(batches)
     exp = batches[0][0]
-    assert exp.counters.accepted == 0 < exp.counters.attempted
+    assert exp.decoder.counters.accepted == 0
+    assert exp.decoder.counters.attempted > 0 or adaptive  # adaptive K may have stopped proposing in the warm-up
     assert exp.squared_diff_to_target / exp.n_values < 1e-10
     target = load(ckpts, 'timer_xl', ckpts / 'checkpoints/tgt/checkpoint.pth')
     with torch.no_grad():
-        torch.testing.assert_close(out, sliding_rollout(target, x, H, P), rtol=0, atol=1e-5)
+        torch.testing.assert_close(out, target_only(target, x, rollout), rtol=0, atol=1e-5)
     [record] = read_records(cwd / SUMMARY_FILE)
     assert record[4].startswith('accepted:0, ') and f'spec_adaptive:{int(adaptive)}' in record[5]
-    assert parse_summary(cwd / SUMMARY_FILE)[0]['mse_vs_target'] == 0.0
+    assert f'rollout:{rollout}' in record[5]
+    record = parse_summary(cwd / SUMMARY_FILE)[0]
+    assert record['mse_vs_target'] == 0.0 and record['baseline_mse'] == pytest.approx(record['mse'], abs=2e-6)
 
 
 # ---- the standard test path -------------------------------------------------------------------
@@ -298,7 +308,8 @@ START_UP_ERRORS = {
     'bias_below_1': (dict(spec_accept_bias=0.5), ['--spec_accept_bias 0.5']),
     'accept_mode': (dict(spec_accept_mode='foo'), ["--spec_accept_mode 'foo'"]),
     'rollout': (dict(rollout='foo'), ["--rollout 'foo'"]),
-    'rollout_cached': (dict(rollout='cached'), ['--rollout cached', 'not implemented']),
+    'rollout_cached_covariate': (dict(rollout='cached', covariate=True), ['--rollout cached', '--covariate']),
+    'cache_cap_sliding': (dict(cache_max_tokens=4), ['--cache_max_tokens 4', '--rollout cached']),
     'no_draft_ckpt': (dict(spec_draft_ckpt=''), ['--spec_draft_ckpt']),
     'missing_draft_file': (dict(spec_draft_ckpt='{root}/nope.pth'),
                            ['--spec_draft_ckpt {root}/nope.pth', 'not found']),
@@ -315,7 +326,7 @@ START_UP_ERRORS = {
 
 
 @pytest.mark.parametrize('case', START_UP_ERRORS)
-def test_bad_flags_stop_the_run_before_any_model_work(ckpts, cwd, monkeypatch, case):
+def test_bad_flags_stop_the_run_before_any_model_work(ckpts, cwd, monkeypatch, capsys, case):
     flags, expected = START_UP_ERRORS[case]
     flags = {name: value.format(root=ckpts) if isinstance(value, str) else value for name, value in flags.items()}
 
@@ -326,8 +337,66 @@ def test_bad_flags_stop_the_run_before_any_model_work(ckpts, cwd, monkeypatch, c
     monkeypatch.setattr(exp_forecast, 'build_model', no_model_work)
     with pytest.raises(SystemExit) as error:
         run.main(spec_argv(ckpts, **flags))
-    message = str(error.value)
-    assert message.startswith('error: ')
+    message = capsys.readouterr().err
+    assert error.value.code == 2 and message.startswith('error: ') and message.count('\n') == 1
     for part in expected:
         assert part.format(root=ckpts) in message, (part, message)
     assert list(cwd.iterdir()) == []  # no result file, no test_results folder
+
+
+# ---- timing: what each side's time contains, and the alternation ---------------------------------
+
+TARGET_CALL_S, DRAFT_CALL_S = 1.0, 0.25
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    """A clock that advances only by model calls: 1 s per target call, 0.25 s per draft call.
+    Yields the sides of the timed calls in order ('speculative' when it called the draft)."""
+    from models.timer_xl import TimerXL
+    from models.timer_xl_draft import TimerXLDraft
+    from utils import stopwatch
+
+    clock = {'now': 0.0, 'draft_calls': 0}
+
+    def advance(module, _inputs):
+        if isinstance(module, TimerXLDraft):
+            clock['now'] += DRAFT_CALL_S
+            clock['draft_calls'] += 1
+        elif isinstance(module, TimerXL):
+            clock['now'] += TARGET_CALL_S
+
+    monkeypatch.setattr(stopwatch, 'time', type('FakeTime', (), {'perf_counter': staticmethod(lambda: clock['now'])}))
+    sides = []
+
+    def timed_side(fn, device):
+        drafts_before = clock['draft_calls']
+        result = stopwatch.timed(fn, device)
+        sides.append('speculative' if clock['draft_calls'] > drafts_before else 'baseline')
+        return result
+
+    monkeypatch.setattr(exp_speculative, 'timed', timed_side)
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(advance)
+    yield sides
+    handle.remove()
+
+
+@pytest.mark.parametrize('rollout', ['sliding', 'cached'])
+def test_speedup_is_baseline_time_over_speculative_time_with_all_their_work(ckpts, cwd, fake_clock, rollout):
+    """Batch size 1, so per-sample counts are batched calls. The speculative side pays every target
+    and draft call of its rounds (and, cached, one prefill per model and batch); the baseline pays
+    ceil(H/P) target calls (+ its prefill). The warm-up and the step-cost measurement are not timed."""
+    n_batches, steps = 4, math.ceil(H / P)
+    run.main(spec_argv(ckpts, batch_size=1, test_max_batches=n_batches, spec_compare_baseline=True,
+                       spec_sigma=1e6, rollout=rollout))
+    record = parse_summary(cwd / SUMMARY_FILE)[0]
+    prefill = 1 if rollout == 'cached' else 0
+    spec_s = ((record['target_calls'] + n_batches * prefill) * TARGET_CALL_S
+              + (record['draft_calls'] + n_batches * prefill) * DRAFT_CALL_S)
+    baseline_s = n_batches * (steps + prefill) * TARGET_CALL_S
+    assert 0 < record['draft_calls'] and record['target_calls'] < n_batches * steps  # speculation happened
+    assert record['total_gen_time_s'] == pytest.approx(spec_s)
+    assert record['baseline_per_batch_s'] == pytest.approx(baseline_s / n_batches)
+    assert record['speedup'] == pytest.approx(baseline_s / spec_s, abs=1e-3)
+    # alternation: baseline first in even batches, speculative first in odd ones
+    assert fake_clock == ['baseline', 'speculative', 'speculative', 'baseline'] * (n_batches // 2)

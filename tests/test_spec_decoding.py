@@ -1,4 +1,5 @@
-"""Speculative decoding engine, sliding rollout and result files, on tiny deterministic models."""
+"""Speculative decoding engine (speculative/), the sliding rollout and result files, on tiny
+deterministic models. The cached rollout and KV cache are tested in test_cached_rollout.py."""
 import csv
 import math
 import re
@@ -8,10 +9,12 @@ import torch
 from torch import nn
 from torch.distributions import Normal
 
-from utils.acceptance import lossless_acceptance_prob
-from utils.rollout import next_patch, sample_generators, sliding_rollout
-from utils.spec_decoding import (DEBUG_COLUMNS, SpecConfig, SpecCounters, SpeculativeDecoder,
-                                 SpecTracer, adaptive_k)
+from models.output import Forecast
+from speculative import SpecConfig, SpeculativeDecoder, TargetOnlyDecoder
+from speculative.acceptance import lossless_acceptance_prob, sample_residual
+from speculative.random_streams import sample_generators
+from speculative.debug_rows import DEBUG_COLUMNS, debug_rows
+from speculative.speed_model import StepCosts
 from utils.spec_report import (parse_summary, write_debug_csv, write_speculative_breakdown,
                                write_speculative_summary, write_standard_breakdown,
                                write_standard_summary)
@@ -24,8 +27,9 @@ class PatchMap(nn.Module):
     """Token n -> tanh(token_n @ W + window mean @ M) + offset, as [B, N·P, C].
 
     The window mean makes every prediction depend on the whole window, so a window cut at the
-    wrong place changes the output. With `logvar` it returns (mean, logvar) like a stochastic
-    draft, logvar = logvar + 0.2·tanh(token_n @ V) (varies per value)."""
+    wrong place changes the output. With `logvar` it is stochastic like a stochastic draft,
+    logvar = logvar + 0.2·tanh(token_n @ V) (varies per value). Called like every forecaster."""
+    patch_len = output_len = P
 
     def __init__(self, seed, offset=0.0, logvar=None):
         super().__init__()
@@ -35,14 +39,14 @@ class PatchMap(nn.Module):
         self.var_weight = torch.randn(N_VALUES, N_VALUES, generator=gen) / math.sqrt(N_VALUES)
         self.offset, self.logvar = offset, logvar
 
-    def forward(self, x):
+    def forward(self, x, cache=None):
         batch, length, _ = x.shape
         tokens = x.reshape(batch, length // P, N_VALUES)
         mean = torch.tanh(tokens @ self.weight + (x.mean(1) @ self.mix)[:, None]) + self.offset
         if self.logvar is None:
-            return mean.reshape(batch, length, C)
+            return Forecast(mean.reshape(batch, length, C))
         logvar = self.logvar + 0.2 * torch.tanh(tokens @ self.var_weight)
-        return mean.reshape(batch, length, C), logvar.reshape(batch, length, C)
+        return Forecast(mean.reshape(batch, length, C), logvar.reshape(batch, length, C))
 
 
 class CallSpy(nn.Module):
@@ -51,8 +55,9 @@ class CallSpy(nn.Module):
     def __init__(self, model):
         super().__init__()
         self.model, self.calls, self.windows = model, 0, 0
+        self.patch_len, self.output_len = model.patch_len, model.output_len
 
-    def forward(self, x):
+    def forward(self, x, cache=None):
         self.calls += 1
         self.windows += x.shape[0]
         return self.model(x)
@@ -62,47 +67,69 @@ def contexts(batch, seed=0):
     return torch.randn(batch, L, C, generator=torch.Generator().manual_seed(seed))
 
 
-def decode(target, draft, x, horizon, sample_ids=None, debug_rows=None, **config):
+def decode(target, draft, x, horizon, sample_ids=None, rows=None, costs=None, **config):
+    """Speculative decoding after an untimed warm-up on x (which measures the step costs unless
+    `costs` is given), with the counts of the warm-up dropped; `rows` receives the debug rows.
+    Returns (output, counters, tracer)."""
     config = SpecConfig(**{"patch_len": P, "seed": 1, **config})
-    counters, tracer = SpecCounters(), SpecTracer()
     sample_ids = list(range(len(x))) if sample_ids is None else sample_ids
-    decoder = SpeculativeDecoder(target, draft, config, counters, tracer, debug_rows)
-    return decoder.generate(x, horizon, sample_ids), counters, tracer
+    decoder = SpeculativeDecoder(target, draft, config)
+    decoder.costs = costs
+    decoder.generate(x, horizon, sample_ids)
+    decoder.reset_counts(trace=True)
+    for spy in (target, draft):
+        if isinstance(spy, CallSpy):
+            spy.calls = spy.windows = 0
+    decoder.round_records = None if rows is None else []
+    out = decoder.generate(x, horizon, sample_ids)
+    if rows is not None:
+        rows += [row for record in decoder.round_records for row in debug_rows(record, config)]
+    return out, decoder.counters, decoder.tracer
+
+
+def target_only(model, x, horizon, sigma=None, sample_ids=None, seed=2021):
+    sample_ids = list(range(len(x))) if sample_ids is None else sample_ids
+    return TargetOnlyDecoder(model, sample_sigma=sigma, seed=seed).generate(x, horizon, sample_ids)
+
+
+def next_patch(model, window):
+    return model(window).mean[:, -P:]
 
 
 def test_sliding_rollout_steps_and_window():
     target, x, horizon = CallSpy(PatchMap(0)), contexts(3), 22
-    out = sliding_rollout(target, x, horizon, P)
+    out = target_only(target, x, horizon)
     assert out.shape == (3, horizon, C) and target.calls == math.ceil(horizon / P)
     window = x
     for step in range(math.ceil(horizon / P)):
-        expected = target.model(window)[:, -P:]
+        expected = next_patch(target.model, window)
         torch.testing.assert_close(out[:, step * P:(step + 1) * P], expected[:, :horizon - step * P])
         window = torch.cat([window[:, P:], expected], dim=1)
 
 
 def test_sliding_rollout_samples_are_per_sample_reproducible():
     target, x = PatchMap(0), contexts(4)
-    sampled = sliding_rollout(target, x, 12, P, 0.5, sample_generators(3, [5, 6, 7, 8]))
-    assert not torch.allclose(sampled, sliding_rollout(target, x, 12, P))
+    sampled = target_only(target, x, 12, 0.5, [5, 6, 7, 8], seed=3)
+    assert not torch.allclose(sampled, target_only(target, x, 12))
+    assert not torch.allclose(sampled, target_only(target, x, 12, 0.5, [5, 6, 7, 8], seed=4))  # --seed matters
     for i in range(4):
-        alone = sliding_rollout(target, x[i:i + 1], 12, P, 0.5, sample_generators(3, [5 + i]))
+        alone = target_only(target, x[i:i + 1], 12, 0.5, [5 + i], seed=3)
         torch.testing.assert_close(alone[0], sampled[i])
 
 
 def test_tiny_sigma_reproduces_target_only_rollout():
     target, draft, x = PatchMap(0), PatchMap(1), contexts(5)
     out, counters, _ = decode(target, draft, x, 22, k=3, sigma=1e-6)
-    torch.testing.assert_close(out, sliding_rollout(target, x, 22, P), rtol=0, atol=1e-6)
-    assert counters.accepted == 0 and counters.attempted == counters.rounds - 5  # last rounds: k_eff=0
+    torch.testing.assert_close(out, target_only(target, x, 22), rtol=0, atol=1e-6)
+    assert counters.accepted == 0 and counters.attempted == counters.target_calls - 5  # last rounds: k_eff=0
 
 
 def test_draft_identical_to_target_is_always_accepted():
     target, x, k, horizon = PatchMap(0), contexts(5), 3, 22
     out, counters, _ = decode(target, PatchMap(0), x, horizon, k=k, sigma=0.7)
-    torch.testing.assert_close(out, sliding_rollout(target, x, horizon, P), rtol=0, atol=1e-6)
+    torch.testing.assert_close(out, target_only(target, x, horizon), rtol=0, atol=1e-6)
     assert counters.accepted == counters.attempted > 0
-    assert counters.rounds == 5 * math.ceil(math.ceil(horizon / P) / (k + 1))
+    assert counters.target_calls == 5 * math.ceil(math.ceil(horizon / P) / (k + 1))
 
 
 @pytest.mark.parametrize("k", [1, 3])
@@ -111,14 +138,14 @@ def test_huge_sigma_accepts_every_proposal(k):
     n_patches = math.ceil(horizon / P)
     out, counters, _ = decode(target, draft, x, horizon, k=k, sigma=1e6)
     assert counters.accepted == counters.attempted == counters.draft_calls
-    assert counters.rounds == 4 * math.ceil(n_patches / (k + 1))
-    draft_only = sliding_rollout(draft, x, k * P, P)
+    assert counters.target_calls == 4 * math.ceil(n_patches / (k + 1))
+    draft_only = target_only(draft, x, k * P)
     torch.testing.assert_close(out[:, :k * P], draft_only, rtol=0, atol=1e-6)
     # Every round emits k accepted draft patches, then the target's bonus (or one target patch).
     for j in range(n_patches):
         window = torch.cat([x, out[:, :j * P]], dim=1)[:, -L:]
         is_bonus = j % (k + 1) == k or j == n_patches - 1
-        expected = next_patch(target if is_bonus else draft, window, P)
+        expected = next_patch(target if is_bonus else draft, window)
         torch.testing.assert_close(out[:, j * P:(j + 1) * P], expected[:, :horizon - j * P])
 
 
@@ -190,19 +217,16 @@ def same_distribution_failures(a, b, z_max=4.5):
 def test_lossless_b1_is_distributed_as_target_sampling(draft):
     sigma, n_draws, horizon = 0.5, 3000, 3 * P
     x = contexts(1).expand(n_draws, L, C)
-    stochastic = isinstance(draft(x[:1]), tuple)
+    stochastic = draft.logvar is not None
     speculative, counters, _ = decode(PatchMap(0), draft, x, horizon, k=2, sigma=sigma,
                                       accept_mode="lossless", draft_stochastic=stochastic)
     assert 0.1 < counters.acceptance_pct / 100 < 0.9  # both accept and residual paths are used
-    target_only = sliding_rollout(PatchMap(0), x, horizon, P, sigma,
-                                  sample_generators(2, range(n_draws, 2 * n_draws)))
-    assert same_distribution_failures(speculative, target_only) == []
+    sampled = target_only(PatchMap(0), x, horizon, sigma, range(n_draws, 2 * n_draws), seed=2)
+    assert same_distribution_failures(speculative, sampled) == []
 
     # The check has the power to see a sampler whose mean is off by 5% of σ.
-    shifted = PatchMap(0, offset=0.05 * sigma)
-    shifted_draws = sliding_rollout(shifted, x, horizon, P, sigma,
-                                    sample_generators(3, range(n_draws)))
-    assert "average over values" in same_distribution_failures(shifted_draws, target_only)
+    shifted_draws = target_only(PatchMap(0, offset=0.05 * sigma), x, horizon, sigma, range(n_draws), seed=3)
+    assert "average over values" in same_distribution_failures(shifted_draws, sampled)
 
 
 @pytest.mark.parametrize("mode, stochastic", [("tolerance", False), ("lossless", False),
@@ -225,12 +249,12 @@ def test_counters_agree_with_calls_and_debug_rows(mode, stochastic):
     target = CallSpy(PatchMap(0))
     draft = CallSpy(PatchMap(0, offset=0.3, logvar=math.log(0.3) if stochastic else None))
     rows = []
-    out, counters, tracer = decode(target, draft, contexts(batch), horizon, debug_rows=rows, k=k,
+    out, counters, tracer = decode(target, draft, contexts(batch), horizon, rows=rows, k=k,
                                    sigma=0.6, accept_mode=mode, draft_stochastic=stochastic)
     n_patches = math.ceil(horizon / P)
     assert out.shape == (batch, horizon, C) and torch.isfinite(out).all()
     assert counters.patches_emitted == batch * n_patches
-    assert counters.target_calls == counters.rounds == target.windows - counters.draft_calls
+    assert counters.target_calls == target.windows - counters.draft_calls
     assert target.calls == tracer.n_target_verify_calls
     assert counters.draft_calls == draft.windows and draft.calls == tracer.n_draft_calls
     assert 1 <= counters.patches_per_target_call <= k + 1
@@ -256,75 +280,48 @@ def test_counters_agree_with_calls_and_debug_rows(mode, stochastic):
             assert r["sse_p"] == 0.0  # the correction is μ_p itself
 
 
-def test_invalid_settings_are_rejected():
-    for bad, flag in [(dict(k=0), "--spec_k"), (dict(sigma=0.0), "--spec_sigma"),
-                      (dict(bias=0.5), "--spec_accept_bias"),
-                      (dict(accept_mode="greedy"), "--spec_accept_mode")]:
-        with pytest.raises(ValueError, match=flag):
-            SpecConfig(**bad)
+def test_draft_stochastic_must_match_the_draft():
     with pytest.raises(ValueError, match="--draft_stochastic"):
         decode(PatchMap(0), PatchMap(1, logvar=-1.0), contexts(2), 12)
-    two_patches_per_token = lambda x: torch.cat([PatchMap(0)(x)] * 2, dim=1)  # noqa: E731
-    with pytest.raises(ValueError, match="output_token_len"):
-        decode(two_patches_per_token, PatchMap(1), contexts(2), 12)
 
 
-def test_adaptive_k_maximises_the_predicted_speedup():
-    assert adaptive_k(0.999, 8, c=0.01) == 8  # α̂ -> 1, cheap draft: propose as much as allowed
-    assert adaptive_k(1.0, 5, c=0.0) == 5
-    assert adaptive_k(0.001, 8, c=0.01) == 1  # α̂ -> 0: one proposal per round
-    assert adaptive_k(0.9, 8, c=1.0) == 1  # a draft as slow as the target never pays
-    alpha, c = 0.8, 0.1
-    speedups = [(1 - alpha ** (k + 1)) / ((1 - alpha) * (k * c + 1)) for k in range(1, 9)]
-    best = 1 + speedups.index(max(speedups))
-    assert 1 < best < 8 and adaptive_k(alpha, 8, c) == best
+def test_speed_model_against_hand_computed_numbers():
+    """c = 0.02 / 0.1 = 0.2, v(1) = 1.2, v(2) = 1.5;
+    S(0.8, 1) = 1.8 / (0.2 + 1.2) = 1.2857, S(0.8, 2) = 2.44 / (0.4 + 1.5) = 1.2842."""
+    costs = StepCosts(draft_step_s=0.02, verify_s=[0.1, 0.12, 0.15])
+    assert costs.c == pytest.approx(0.2) and costs.v(1) == pytest.approx(1.2) and costs.v(2) == pytest.approx(1.5)
+    assert costs.speedup(0.8, 1) == pytest.approx(1.8 / 1.4) and costs.speedup(0.8, 2) == pytest.approx(2.44 / 1.9)
+    assert costs.speedup(0.8, 0) == 1.0 and costs.speedup(1.0, 2) == pytest.approx(3 / 1.9)
+    assert costs.best_k(0.8, 2) == 1          # 1.2857 > 1.2842
+    assert costs.best_k(0.95, 2) == 2         # 2.8525 / 1.9 = 1.501 > 1.95 / 1.4 = 1.393
+    assert costs.best_k(0.15, 2) == 0         # S(1) = 1.15 / 1.4 < 1: target-only
+    assert StepCosts(0.1, [0.1, 0.1]).best_k(0.99, 1) == 0  # a draft as slow as the target: 1.99 / 2 < 1
 
 
-def test_tracer_cost_ratio_waits_for_both_timings():
-    assert SpecTracer().cost_ratio() is None
-    assert SpecTracer(t_draft_total=1.0, n_draft_calls=4).cost_ratio() is None
-    tracer = SpecTracer(t_draft_total=1.0, n_draft_calls=4, t_target_verify_total=5.0,
-                        n_target_verify_calls=2)
-    assert tracer.cost_ratio() == pytest.approx(0.25 / 2.5)
-
-
-class FixedCostTracer(SpecTracer):
-    """Times sections like SpecTracer but reports a fixed c once both are timed (stub models are
-    too fast for their measured c to mean anything)."""
-
-    def __init__(self, c):
-        super().__init__()
-        self.c = c
-
-    def cost_ratio(self):
-        return None if super().cost_ratio() is None else self.c
-
-
-def adaptive_decode(draft, x, horizon, c, **config):
-    target, counters = PatchMap(0), SpecCounters()
-    config = SpecConfig(patch_len=P, seed=1, adaptive=True, **config)
-    decoder = SpeculativeDecoder(target, draft, config, counters, FixedCostTracer(c))
-    out = decoder.generate(x, horizon, list(range(len(x))))
-    torch.testing.assert_close(out, sliding_rollout(target, x, horizon, P), rtol=0, atol=1e-6)
-    return counters
+def fixed_costs(c, k):
+    """Step costs of a draft step c and a verify call as cheap as a target step for any K."""
+    return StepCosts(draft_step_s=c, verify_s=[1.0] * (k + 1))
 
 
 def test_adaptive_uses_max_k_for_a_cheap_draft_that_is_always_accepted():
     """Identical draft (α̂ -> 1), c = 0.01: every round proposes --spec_k = 5, so 12 patches
     take 2 rounds of 5 accepted proposals + bonus."""
-    counters = adaptive_decode(PatchMap(0), contexts(5), 12 * P, c=0.01, k=5, sigma=0.7)
-    assert counters.rounds == 5 * 2 and counters.draft_calls == counters.accepted == 5 * 2 * 5
+    x = contexts(5)
+    out, counters, _ = decode(PatchMap(0), PatchMap(0), x, 12 * P, costs=fixed_costs(0.01, 5), k=5, sigma=0.7,
+                              adaptive=True)
+    torch.testing.assert_close(out, target_only(PatchMap(0), x, 12 * P), rtol=0, atol=1e-6)
+    assert counters.target_calls == 5 * 2 and counters.draft_calls == counters.accepted == 5 * 2 * 5
 
 
-def test_adaptive_drops_to_one_proposal_and_keeps_the_acceptance_rule():
-    """σ -> 0 (tolerance) rejects every proposal, and the output is still the target-only rollout
-    (checked in adaptive_decode). The first round proposes --spec_k = 4 (nothing is timed yet),
-    later rounds one (α̂ = 1/7, c = 0.1); the last round of each sample needs no proposal."""
+@pytest.mark.parametrize("c, sigma", [(1.0, 0.7), (0.1, 1e-6)], ids=["draft_as_slow_as_target", "nothing_accepted"])
+def test_adaptive_falls_back_to_target_only_decoding(c, sigma):
+    """K = 0 when speculation cannot pay: the output is then the target-only rollout. A draft as slow
+    as the target is never called; with σ -> 0 (nothing accepted) the warm-up's rejections drive α̂
+    below the break-even (v + c) - 1 = 0.1 before timing starts."""
     draft, x = CallSpy(PatchMap(1)), contexts(5)
-    counters = adaptive_decode(draft, x, 6 * P, c=0.1, k=4, sigma=1e-6)
-    assert counters.accepted == 0 and counters.rounds == 5 * 6
-    # a fixed K = 4 would make 4 + 4 + 3 + 2 + 1 proposals per sample
-    assert counters.draft_calls == draft.windows == 5 * (4 + 1 + 1 + 1 + 1)
+    out, counters, _ = decode(PatchMap(0), draft, x, 6 * P, costs=fixed_costs(c, 4), k=4, sigma=sigma, adaptive=True)
+    torch.testing.assert_close(out, target_only(PatchMap(0), x, 6 * P), rtol=0, atol=1e-6)
+    assert counters.draft_calls == draft.windows == 0 and counters.target_calls == 5 * 6
 
 
 SUMMARY_LINES = [
@@ -335,10 +332,10 @@ SUMMARY_LINES = [
     r"accepted:\d+, attempted:\d+, acceptance_pct:\d+\.\d{2}",
     r"spec_k:\d+, spec_sigma:[\d.e+-]+, spec_accept_bias:[\d.e+-]+, accept_mode:(tolerance|lossless), "
     r"rollout:sliding, draft_stochastic:[01], spec_adaptive:[01](, test_pred_len:\d+, batch_size:\d+)?",
-    r"rounds:\d+, target_calls:\d+, draft_calls:\d+, patches_per_target_call:\d+\.\d{3}, "
-    r"residual_fallbacks:\d+",
-    r"baseline_per_batch_s:\d+\.\d{6}, speedup:\d+\.\d{3}, mse_vs_target:\d+\.\d{6}",
+    r"forecasts:\d+, target_calls:\d+, target_calls_per_forecast:\d+\.\d{3}, target_only_calls_per_forecast:\d+, "
+    r"draft_calls:\d+, patches_per_target_call:\d+\.\d{3}, residual_fallbacks:\d+",
     r"measured_cost_ratio_c:\d+\.\d{4}, verify_cost_v:\d+\.\d{4}, predicted_speedup:\d+\.\d{3}",
+    r"baseline_per_batch_s:\d+\.\d{6}, speedup:\d+\.\d{3}, mse_vs_target:\d+\.\d{6}, baseline_mse:\d+\.\d{6}",
 ]
 
 
@@ -358,13 +355,15 @@ def test_summary_records_are_appended_with_exact_lines(tmp_path):
     config = SpecConfig(k=2, sigma=0.8, patch_len=P)
     for setting in ("run_a", "run_b"):
         write_speculative_summary(path, setting, 0.25, 0.4, 3.0, 4, counters, config,
-                                  baseline_per_batch_s=1.5, mse_vs_target=0.01,
-                                  cost_ratio_c=0.12, verify_cost_v=1.5, predicted_speedup=1.8)
+                                  baseline_per_batch_s=1.5, mse_vs_target=0.01, baseline_mse=0.2,
+                                  cost_ratio_c=0.12, verify_cost_v=1.5, predicted_speedup=1.8,
+                                  test_pred_len=22, batch_size=3)
     assert_records(path, SUMMARY_LINES, 2)
     records = parse_summary(path)
     assert [r["setting"] for r in records] == ["run_a", "run_b"]
     assert records[0]["per_batch_s"] == 0.75 and records[0]["speedup"] == 2.0
-    assert records[0]["accepted"] == counters.accepted
+    assert records[0]["accepted"] == counters.accepted and records[0]["target_only_calls_per_forecast"] == 6
+    assert records[0]["target_calls_per_forecast"] == pytest.approx(counters.target_calls / 3, abs=5e-4)
     assert records[0]["acceptance_pct"] == pytest.approx(counters.acceptance_pct, abs=0.005)
 
     standard = tmp_path / "standard.txt"
@@ -399,9 +398,9 @@ def test_breakdown_records(tmp_path):
 def test_debug_csv_header_and_append(tmp_path):
     path = tmp_path / "spec_debug.csv"
     rows_point, rows_stochastic = [], []
-    decode(PatchMap(0), PatchMap(1), contexts(2), 22, debug_rows=rows_point,
+    decode(PatchMap(0), PatchMap(1), contexts(2), 22, rows=rows_point,
            accept_mode="lossless")
-    decode(PatchMap(0), PatchMap(1, logvar=-1.0), contexts(2), 22, debug_rows=rows_stochastic,
+    decode(PatchMap(0), PatchMap(1, logvar=-1.0), contexts(2), 22, rows=rows_stochastic,
            draft_stochastic=True)
     write_debug_csv(path, rows_point)
     write_debug_csv(path, rows_stochastic)
@@ -424,3 +423,28 @@ def test_debug_csv_header_and_append(tmp_path):
     other.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="header"):
         write_debug_csv(other, rows_point)
+
+
+def residual_ks_distance(log_bias, bias_of_reference, n_draws=20_000):
+    """KS distance between sample_residual's draws for one-value patches (μ_p = 0, μ_q = 1, σ = 1)
+    and the residual r ∝ max(0, p − q/b) with b = bias_of_reference, integrated on a grid."""
+    shape = (n_draws, 1, 1)
+    draws, fell_back = sample_residual(torch.zeros(shape, dtype=torch.float64), torch.ones(shape, dtype=torch.float64),
+                                       1.0, log_bias, sample_generators(5, range(n_draws)), 200)
+    assert not fell_back.any()
+    grid = torch.linspace(-8, 8, 160_001, dtype=torch.float64)
+    p, q = Normal(0.0, 1.0).log_prob(grid).exp(), Normal(1.0, 1.0).log_prob(grid).exp()
+    density = (p - q / bias_of_reference).clamp(min=0)
+    cdf = torch.cumsum(density, 0) / density.sum()
+    sorted_draws = draws.flatten().sort().values
+    reference = cdf[torch.searchsorted(grid, sorted_draws).clamp(max=len(grid) - 1)]
+    return (torch.arange(1, n_draws + 1) / n_draws - reference).abs().max().item()
+
+
+def test_residual_with_bias_is_max_of_p_minus_q_over_b():
+    """With b = 2 the correction is drawn from max(0, p − q/2), not from max(0, p − q): the same
+    KS check (critical value 1.95/sqrt(n) at level 0.001) passes for the right b and fails when the
+    sampler ignores b."""
+    critical = 1.95 / math.sqrt(20_000)
+    assert residual_ks_distance(math.log(2.0), 2.0) < critical
+    assert residual_ks_distance(0.0, 2.0) > 3 * critical

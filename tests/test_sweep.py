@@ -98,9 +98,13 @@ def test_two_point_sweep_runs_skips_and_redoes_only_what_is_missing(tiny_sweep):
     assert (points[0] / 'done').stat().st_mtime_ns == stamps[points[0]]
     assert (points[1] / 'result_inference_summary.txt').read_text().count('mode:speculative') == 1
 
-    # SWEEP_ARGS fixes an axis and changes the command: the remaining point runs again, with --spec_k 2
-    status, output = run(SWEEP_ARGS='--spec_k 2')
-    assert status == 0 and '--spec_k {2} = 1 runs' in output and f'done {points[1]}' in output, output
+    # SWEEP_ARGS fixes an axis (and ignores a flag that is no axis): only K 2 is left, and it is done
+    status, output = run(SWEEP_ARGS='--spec_k 2 --no_such_axis 1')
+    assert status == 0 and '--spec_k {2} = 1 runs' in output and f'skip {points[1]}: done' in output, output
+    # EXTRA_ARGS reaches every run: other flags, so the point runs again
+    status, output = run(SWEEP_ARGS='--spec_k 2', EXTRA_ARGS='--spec_sigma 0.3')
+    assert status == 0 and f'done {points[1]}' in output, output
+    assert 'spec_sigma:0.3,' in (points[1] / 'result_inference_summary.txt').read_text()
 
 
 # ---------------------------------------------------------------- the analysis
@@ -114,8 +118,8 @@ def summary(mode, mse, speedup=None, k=3, sigma=0.7, bias=1, accept=80.0, predic
     lines += [f'accepted:8, attempted:10, acceptance_pct:{accept:.2f}',
               f'spec_k:{k}, spec_sigma:{sigma:g}, spec_accept_bias:{bias:g}, accept_mode:tolerance, rollout:sliding, '
               'draft_stochastic:1, spec_adaptive:0, test_pred_len:720, batch_size:32',
-              'rounds:4, target_calls:4, draft_calls:12, patches_per_target_call:2.500, residual_fallbacks:0, '
-              'target_calls_per_forecast:2.000',  # a key the parser does not know
+              'forecasts:32, target_calls:4, target_calls_per_forecast:2.000, target_only_calls_per_forecast:8, '
+              'draft_calls:12, patches_per_target_call:2.500, residual_fallbacks:0, future_key:5',  # a key the parser does not know
               f'baseline_per_batch_s:0.600000, speedup:{speedup:.3f}, mse_vs_target:0.010000',
               f'measured_cost_ratio_c:0.1000, verify_cost_v:1.2000, predicted_speedup:{predicted:.3f}']
     return '\n'.join(lines) + '\n\n'
@@ -176,7 +180,7 @@ def test_analysis_table_statuses_and_missing(handmade, capsys):
     assert 'fastest within +5% of the target\'s MSE:\n  horizon 720, batch 32: rollout sliding, mode tolerance, ' \
            'K 1, sigma 0.1, bias 1: speedup 1.50' in out
     rows = list(__import__('csv').DictReader(open(handmade / 'sweep_summary.csv')))
-    assert len(rows) == 9 and rows[0]['target_calls_per_forecast'] == '2.0'
+    assert len(rows) == 9 and rows[0]['target_calls_per_forecast'] == '2.0' and rows[0]['future_key'] == '5'
     for name in analysis.PLOTS:
         assert (handmade / name).stat().st_size > 1000
 

@@ -1,6 +1,10 @@
-"""Saving and loading model weights: one loader used everywhere (training.md sections 5-6)."""
+"""Saving and loading model weights (one loader used everywhere, training.md sections 5-6) and the manifest of
+flags next to each checkpoint."""
+import glob
+import json
 import os
 import tempfile
+from pathlib import Path
 
 import torch
 
@@ -9,21 +13,52 @@ class CheckpointMismatch(ValueError):
     pass
 
 
-def save_checkpoint(model, path):
-    """Write the trainable weights atomically: a temporary file in the same folder, then rename."""
-    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
-    state = {k: v for k, v in model.state_dict().items() if k not in frozen}
-    folder = os.path.dirname(path) or "."
+PARTIAL_PREFIX = ".partial-"
+MANIFEST_FILE = "manifest.json"
+
+
+def atomic_write(path, write):
+    """Create `path` by write(temporary path) in the same folder, then one rename: a reader sees the old file
+    or the new one, never half of one. A writer killed mid-save leaves `.partial-<name>-*`, which the next save
+    of <name> removes."""
+    folder, name = os.path.split(path)
+    folder = folder or "."
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    for stale in glob.glob(os.path.join(glob.escape(folder), f"{PARTIAL_PREFIX}{glob.escape(name)}-*")):
+        os.remove(stale)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{PARTIAL_PREFIX}{name}-")
     os.close(fd)
     try:
-        torch.save(state, tmp)
+        write(tmp)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are shared like any result
         os.replace(tmp, path)
     except BaseException:
         os.remove(tmp)
         raise
+
+
+def save_checkpoint(model, path):
+    """Write the trainable weights atomically."""
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    state = {k: v for k, v in model.state_dict().items() if k not in frozen}
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def write_manifest(folder, args):
+    """`manifest.json` next to the checkpoint: every flag of the run that wrote it."""
+    text = json.dumps(vars(args), indent=1, sort_keys=True) + "\n"
+    atomic_write(os.path.join(folder, MANIFEST_FILE), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def read_manifest(folder):
+    """The flags recorded in `folder`, or None when it has no manifest; a damaged one raises ValueError."""
+    path = os.path.join(folder, MANIFEST_FILE)
+    if not os.path.isfile(path):
+        return None
+    recorded = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(recorded, dict):
+        raise ValueError(f"{path} does not hold a JSON object of flags")
+    return recorded
 
 
 def read_state_dict(path):
@@ -34,10 +69,12 @@ def read_state_dict(path):
         if isinstance(obj, dict) and isinstance(obj.get(entry), dict) and all(torch.is_tensor(v) for v in obj[entry].values()):
             obj = obj[entry]
             break
+    if not (isinstance(obj, dict) and all(torch.is_tensor(v) for v in obj.values())):
+        raise CheckpointMismatch(f"{path} does not hold a state dict (a dict of tensors), but a {type(obj).__name__}")
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
-def map_head_to_mean(state, model):
+def map_head_to_mean(state, model, log=print):
     """A deterministic draft initialises a stochastic one: head.* becomes head_mean.*."""
     expected = model.state_dict()
     if "head.weight" in state and "head_mean.weight" not in state and "head_mean.weight" in expected:
@@ -45,7 +82,7 @@ def map_head_to_mean(state, model):
             state[f"head_mean.{part}"] = state.pop(f"head.{part}")
         for part in ("weight", "bias"):
             state[f"head_logvar.{part}"] = expected[f"head_logvar.{part}"]
-        print("mapped head.* -> head_mean.*; head_logvar.* left at init (bias -2.0)")
+        log("mapped head.* -> head_mean.*; head_logvar.* left at init (bias -2.0)")
     return state
 
 

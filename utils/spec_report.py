@@ -11,17 +11,20 @@ and has the rollout line instead of the spec lines):
     accepted:%d, attempted:%d, acceptance_pct:%.2f
     spec_k:%d, spec_sigma:%g, spec_accept_bias:%g, accept_mode:%s, rollout:%s, draft_stochastic:%d, spec_adaptive:%d
         [, test_pred_len:%d, batch_size:%d]   (when given: lets sweeps tell their grid points apart)
-    rounds:%d, target_calls:%d, draft_calls:%d, patches_per_target_call:%.3f, residual_fallbacks:%d
-    baseline_per_batch_s:%.6f, speedup:%.3f, mse_vs_target:%.6f       (with a baseline comparison)
-    measured_cost_ratio_c:%.4f, verify_cost_v:%.4f, predicted_speedup:%.3f   (with a baseline comparison)
+    forecasts:%d, target_calls:%d, target_calls_per_forecast:%.3f, target_only_calls_per_forecast:%d,
+        draft_calls:%d, patches_per_target_call:%.3f, residual_fallbacks:%d        (one line)
+    measured_cost_ratio_c:%.4f, verify_cost_v:%.4f, predicted_speedup:%.3f   (when the costs are known)
+    baseline_per_batch_s:%.6f, speedup:%.3f, mse_vs_target:%.6f, baseline_mse:%.6f   (with a baseline comparison)
     <blank line>
+
+Counts are per sample (speculative/counters.py); target_only_calls_per_forecast is ceil(H/P).
 """
 import csv
 import io
 import os
 
 from utils.results import append_record
-from utils.spec_decoding import DEBUG_COLUMNS
+from speculative.debug_rows import DEBUG_COLUMNS
 
 SUMMARY_FILE = "result_inference_summary.txt"
 BREAKDOWN_FILE = "result_inference_breakdown.txt"
@@ -51,15 +54,16 @@ def write_standard_summary(path, setting, mse, mae, total_gen_time_s, n_batches,
 
 def write_speculative_summary(path, setting, mse, mae, total_gen_time_s, n_batches, counters,
                               config, rollout="sliding", baseline_per_batch_s=None,
-                              mse_vs_target=None, cost_ratio_c=None, verify_cost_v=None,
+                              mse_vs_target=None, baseline_mse=None, cost_ratio_c=None, verify_cost_v=None,
                               predicted_speedup=None, test_pred_len=None, batch_size=None):
     """Append a speculative record (SpecCounters, SpecConfig); returns the record text.
 
-    speedup = baseline_per_batch_s / per_batch_s; the comparison line needs baseline_per_batch_s
-    and mse_vs_target, the speed-model line cost_ratio_c, verify_cost_v and predicted_speedup.
+    speedup = baseline_per_batch_s / per_batch_s; the comparison line needs baseline_per_batch_s,
+    mse_vs_target and baseline_mse (the target-only MSE against the truth), the speed-model line cost_ratio_c, verify_cost_v and predicted_speedup.
     test_pred_len and batch_size (both or neither) end the spec line."""
     c = counters
     lines = _summary_head(setting, "speculative", mse, mae, total_gen_time_s, n_batches)
+    target_only_calls = "nan" if test_pred_len is None else -(-test_pred_len // config.patch_len)
     lines += [f"accepted:{c.accepted}, attempted:{c.attempted}, "
               f"acceptance_pct:{c.acceptance_pct:.2f}",
               f"spec_k:{config.k}, spec_sigma:{config.sigma:g}, "
@@ -67,16 +71,18 @@ def write_speculative_summary(path, setting, mse, mae, total_gen_time_s, n_batch
               f"rollout:{rollout}, draft_stochastic:{int(config.draft_stochastic)}, "
               f"spec_adaptive:{int(config.adaptive)}"
               + (f", test_pred_len:{test_pred_len}, batch_size:{batch_size}" if test_pred_len is not None else ""),
-              f"rounds:{c.rounds}, target_calls:{c.target_calls}, draft_calls:{c.draft_calls}, "
+              f"forecasts:{c.forecasts}, target_calls:{c.target_calls}, "
+              f"target_calls_per_forecast:{c.target_calls_per_forecast:.3f}, "
+              f"target_only_calls_per_forecast:{target_only_calls}, draft_calls:{c.draft_calls}, "
               f"patches_per_target_call:{c.patches_per_target_call:.3f}, "
               f"residual_fallbacks:{c.residual_fallbacks}"]
-    if baseline_per_batch_s is not None:
-        speedup = baseline_per_batch_s / (total_gen_time_s / n_batches)
-        lines.append(f"baseline_per_batch_s:{baseline_per_batch_s:.6f}, speedup:{speedup:.3f}, "
-                     f"mse_vs_target:{mse_vs_target:.6f}")
     if cost_ratio_c is not None:
         lines.append(f"measured_cost_ratio_c:{cost_ratio_c:.4f}, verify_cost_v:{verify_cost_v:.4f}, "
                      f"predicted_speedup:{predicted_speedup:.3f}")
+    if baseline_per_batch_s is not None:
+        speedup = baseline_per_batch_s / (total_gen_time_s / n_batches)
+        lines.append(f"baseline_per_batch_s:{baseline_per_batch_s:.6f}, speedup:{speedup:.3f}, "
+                     f"mse_vs_target:{mse_vs_target:.6f}, baseline_mse:{baseline_mse:.6f}")
     return _append_lines(path, lines)
 
 

@@ -20,9 +20,9 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from data_provider.data_factory import get_dataset, get_loader  # noqa: E402
 from models import build_model  # noqa: E402
-from run import build_parser, fill_defaults  # noqa: E402
+from speculative import TargetOnlyDecoder  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
-from utils.rollout import sliding_rollout  # noqa: E402
+from utils.flags import build_parser, fill_defaults  # noqa: E402
 
 Z_95 = 1.959964
 
@@ -52,8 +52,9 @@ def rollout_errors(target, draft, args, horizon, max_batches):
     sums, count = dict(draft_vs_truth=0.0, target_vs_truth=0.0, draft_vs_target=0.0), 0
     for x, y in test_batches(args, horizon, max_batches):
         truth = y[:, -horizon:]
-        target_pred = sliding_rollout(target, x, horizon, args.input_token_len)
-        draft_pred = sliding_rollout(draft, x, horizon, args.input_token_len)
+        ids = range(len(x))
+        target_pred = TargetOnlyDecoder(target).generate(x, horizon, ids)
+        draft_pred = TargetOnlyDecoder(draft).generate(x, horizon, ids)
         sums["draft_vs_truth"] += (draft_pred - truth).square().sum().item()
         sums["target_vs_truth"] += (target_pred - truth).square().sum().item()
         sums["draft_vs_target"] += (draft_pred - target_pred).square().sum().item()
@@ -67,8 +68,8 @@ def coverage(target, draft, args, max_batches):
     draft std next to the RMS draft-target gap (a calibrated draft has them about equal)."""
     inside, count, var_sum, gap_sum = 0, 0, 0.0, 0.0
     for x, _ in test_batches(args, args.output_token_len, max_batches):
-        mean, logvar = draft(x)
-        target_out = target(x)
+        mean, logvar = draft(x)[:2]
+        target_out = target(x).mean
         std = torch.exp(0.5 * logvar)
         inside += ((target_out - mean).abs() <= Z_95 * std).sum().item()
         var_sum += std.square().sum().item()

@@ -8,7 +8,8 @@ DIR defaults to every sweep_results_* folder in the working directory. Every poi
 gives the last record of its result_inference_summary.txt (read with utils.spec_report.parse_summary,
 by key name: unknown keys are kept, missing ones left empty). Points not run, unfinished (interrupted
 or failed) or with a truncated record are listed as missing. Target-only points (no
---use_speculative) give the reference MSE of their horizon and batch size.
+--use_speculative) give the reference MSE of their horizon and batch size when a record has no
+baseline_mse.
 
     DIR/sweep_summary.csv                 one row per point ('' where a value is missing)
     DIR/acceptance_vs_sigma.png           acceptance % vs sigma, a line per K; a panel per mode and bias
@@ -48,7 +49,7 @@ POINT_KEYS = {"--test_pred_len": "test_pred_len", "--batch_size": "batch_size", 
               "--spec_accept_bias": "spec_accept_bias"}
 COLUMNS = ["point", "status", "mode", "test_pred_len", "batch_size", "rollout", "spec_k", "accept_mode",
            "spec_sigma", "spec_accept_bias", "draft_stochastic", "spec_adaptive",
-           "accepted", "attempted", "acceptance_pct", "rounds", "target_calls", "draft_calls",
+           "accepted", "attempted", "acceptance_pct", "target_calls", "target_calls_per_forecast", "draft_calls",
            "patches_per_target_call", "residual_fallbacks", "mse", "mae", "target_mse", "mse_increase_pct",
            "mse_vs_target", "total_gen_time_s", "per_batch_s", "baseline_per_batch_s", "speedup",
            "measured_cost_ratio_c", "verify_cost_v", "predicted_speedup", "pareto"]
@@ -115,12 +116,13 @@ def load_point(folder):
 
 
 def add_target_mse(rows):
-    """target_mse and mse_increase_pct of each finished speculative row, from the finished target-only
-    row of the same horizon and batch size."""
+    """target_mse and mse_increase_pct of each finished speculative row: its baseline_mse (the target
+    alone on the same batches, with --spec_compare_baseline), else the MSE of the finished target-only
+    point of the same horizon and batch size."""
     reference = {tuple(r.get(k) for k in GROUP): r["mse"] for r in rows
                  if r["status"] == "finished" and not r["speculative"]}
     for row in rows:
-        target = reference.get(tuple(row.get(k) for k in GROUP))
+        target = row.get("baseline_mse") or reference.get(tuple(row.get(k) for k in GROUP))
         if row["speculative"] and row["status"] == "finished" and target:
             row["target_mse"] = target
             row["mse_increase_pct"] = 100 * (row["mse"] / target - 1)

@@ -4,8 +4,9 @@
 # At small sigma almost nothing is accepted by construction (a patch has P*C values); that is expected.
 # Every grid point is one run.py call in its own folder OUT/<point>/ (its result files, run.log and, once it
 # finished, a `done` marker); a rerun skips finished points and redoes unfinished ones (scripts/sweep.py).
-# EXTRA_ARGS="..." is appended to every run.py call; a grid flag it sets is fixed to that value, e.g.
-#   EXTRA_ARGS="--rollout sliding --batch_size 32 --test_max_batches 2" bash scripts/supervised/rolling_forecast/spec_decoding_tests/stochastic_draft_param_sweep.sh
+# EXTRA_ARGS="..." is appended to every run.py call; SWEEP_ARGS="--flag value ..." fixes grid axes
+# to one value each (flags that are no axis of a sweep are ignored there), e.g.
+#   SWEEP_ARGS="--rollout sliding --batch_size 32" EXTRA_ARGS="--test_max_batches 2" bash scripts/supervised/rolling_forecast/spec_decoding_tests/stochastic_draft_param_sweep.sh
 # Analysis (CSV, plots, table, fastest setting within +1%/+5% of the target's MSE):
 #   python scripts/analysis/parse_sweep_results.py sweep_results_stochastic_draft_params_etth1 --mse_budget 1% 5%
 set -euo pipefail

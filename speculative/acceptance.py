@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from utils.rollout import log_uniform_draws, normal_draws
+from speculative.random_streams import log_uniform_draws, normal_draws
 
 PATCH_DIMS = (-2, -1)
 
@@ -113,11 +113,3 @@ def lossless_acceptance_prob(delta, sigma, bias=1.0):
         return 1.0
     m, s, log_b = delta**2 / (2 * sigma**2), delta / sigma, math.log(bias)
     return _std_normal_cdf((log_b - m) / s) + bias * _std_normal_cdf((-log_b - m) / s)
-
-
-def predicted_speedup(alpha, k, c, v):
-    """S(α, K, c, v) = (1 − α^(K+1)) / ((1 − α)(K·c + v)), c = draft/target step cost,
-    v = verify-call cost in target steps. The numerator is the expected number of patches per
-    round, Σ_{i=0..K} α^i, summed directly so α = 1 needs no special case ((K+1)/(K·c+v))."""
-    expected_patches = sum(alpha**i for i in range(k + 1))
-    return expected_patches / (k * c + v)

@@ -1,0 +1,82 @@
+"""Key/value cache of the `cached` rollout (speculative.md 2.1, model.md 3.5), kept apart from the models.
+
+Per layer, keys and values are stored time-major, [B, T_cap, C, H, E]: slot t of every sample holds
+the tokens of time index t, one per variable. Each sample has its own length (time steps held), so a
+ragged batch appends at per-sample offsets and is cropped per sample. A token's labels are its slot
+(time) and its variable, so a new query attends to cached keys through the same label-based mask as
+in a full forward: keys at or beyond a sample's length have a later time than any of its queries and
+are masked by causality, never read. Stale slots keep finite values (zeros or an older key), so a
+masked slot cannot turn an output into NaN.
+
+The cache also holds the normalisation statistics frozen by the first forward (prefill): every later
+call normalises its new patches with them and denormalises with them.
+
+Protocol: a model reads `lengths` to label its new tokens, each attention layer calls `update`
+(which writes at `lengths` and returns every key up to the new end), and the decoder stack calls
+`extend` once after its last layer.
+"""
+import torch
+
+
+class KVCache:
+    def __init__(self, n_layers, window=0):
+        """window > 0 (--cache_max_tokens): a new query sees only the last `window` time steps."""
+        self.keys = [None] * n_layers
+        self.values = [None] * n_layers
+        self.lengths = None       # [B] long, time steps held per sample
+        self.norm_stats = None    # (mean, std), each [B, 1, C], or None without instance norm
+        self.window = window
+
+    @property
+    def batch_size(self):
+        return None if self.lengths is None else len(self.lengths)
+
+    def start_times(self, batch, device):
+        """Time index of the first new token of each sample: [B] (zeros for an empty cache)."""
+        if self.lengths is None:
+            self.lengths = torch.zeros(batch, dtype=torch.long, device=device)
+        return self.lengths
+
+    def update(self, layer, key, value):
+        """Write key/value [B, T_new, C, H, E] at each sample's length; return the layer's keys and
+        values [B, T_used, C, H, E] up to the longest new end."""
+        n_new = key.shape[1]
+        end = int(self.lengths.max()) + n_new
+        self.keys[layer] = self._grown(self.keys[layer], key, end)
+        self.values[layer] = self._grown(self.values[layer], value, end)
+        rows = torch.arange(len(self.lengths), device=key.device)[:, None]
+        slots = self.lengths[:, None] + torch.arange(n_new, device=key.device)
+        self.keys[layer][rows, slots] = key
+        self.values[layer][rows, slots] = value
+        return self.keys[layer][:, :end], self.values[layer][:, :end]
+
+    @staticmethod
+    def _grown(store, like, end):
+        """`store` with room for `end` slots (doubling), zero-filled; a new one shaped like `like`."""
+        if store is not None and store.shape[1] >= end:
+            return store
+        capacity = max(end, 2 * (0 if store is None else store.shape[1]))
+        grown = like.new_zeros((like.shape[0], capacity) + like.shape[2:])
+        if store is not None:
+            grown[:, :store.shape[1]] = store
+        return grown
+
+    def extend(self, n_new):
+        """After the last layer: every sample now holds n_new more time steps."""
+        self.lengths = self.lengths + n_new
+
+    def crop(self, lengths):
+        """Forget each sample's time steps from lengths[b] on (lengths never grow here)."""
+        lengths = torch.as_tensor(lengths, device=self.lengths.device)
+        if (lengths > self.lengths).any():
+            raise ValueError("KVCache.crop can only shorten a sample's cache")
+        self.lengths = lengths.clone()
+
+    def select(self, rows):
+        """Keep only the samples `rows` (in that order): finished samples leave the batch."""
+        rows = torch.as_tensor(rows, device=self.lengths.device)
+        self.keys = [None if k is None else k[rows] for k in self.keys]
+        self.values = [None if v is None else v[rows] for v in self.values]
+        self.lengths = self.lengths[rows]
+        if self.norm_stats is not None:
+            self.norm_stats = tuple(s[rows] for s in self.norm_stats)

@@ -1,0 +1,35 @@
+"""What the last speculative runs gained, from result_inference_summary.txt (the quickstart's last lines).
+
+    python scripts/analysis/speculative_summary.py [--file result_inference_summary.txt] [--last 2]
+
+One line per `--spec_compare_baseline` record: target calls per forecast (target-only vs
+speculative), acceptance, MSE of both and the wall-clock ratio, in the record's rollout."""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from utils.spec_report import SUMMARY_FILE, parse_summary  # noqa: E402
+
+
+def describe(record):
+    return (f"{record['rollout']:>7} {record['accept_mode']:>9} K {record['spec_k']}: target calls per forecast "
+            f"{record['target_only_calls_per_forecast']} -> {record['target_calls_per_forecast']:.2f}, "
+            f"acceptance {record['acceptance_pct']:.1f}%, MSE {record['baseline_mse']:.4f} -> {record['mse']:.4f} "
+            f"({record['mse_vs_target']:.4f} from the target's own forecast), "
+            f"wall clock {record['baseline_per_batch_s']:.3f} s -> {record['per_batch_s']:.3f} s per batch "
+            f"= {record['speedup']:.2f}x")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--file", default=SUMMARY_FILE)
+    parser.add_argument("--last", type=int, default=2, help="how many of the last compared records")
+    args = parser.parse_args(argv)
+    compared = [r for r in parse_summary(args.file) if r.get("mode") == "speculative" and "speedup" in r]
+    for record in compared[-args.last:]:
+        print(describe(record))
+
+
+if __name__ == "__main__":
+    main()

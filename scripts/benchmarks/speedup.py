@@ -1,0 +1,225 @@
+"""Speedup benchmark: target-only and speculative decoding, `sliding` and `cached`, in ONE process.
+
+    python scripts/benchmarks/speedup.py --target_ckpt T.pth --draft_ckpt D.pth <run.py flags of the target> \
+        [--draft_stochastic] [--batch_sizes 1 8 32] [--horizons 720 1440] [--ks 1 2 3 4] [--sigmas 0.3 0.7] \
+        [--n_batches 5] [--quick] [--device cuda] [--out_dir benchmark_results]
+
+For every (batch size, horizon) the candidates are: target `sliding`, target `cached`, and speculative
+decoding in both rollouts with fixed K (--ks) and adaptive K (up to max --ks), for every tolerance
+(or, with --spec_accept_mode lossless, lossless) sigma in --sigmas (default: --spec_sigma). They decode the same
+test windows (the first --n_batches batches of the test split of the dataset the flags name), one
+batch at a time, every candidate on every batch, the order rotating by one candidate per batch;
+before timing starts each candidate runs once, untimed, on the first batch (warm-up; the step
+costs c and v are measured there once per rollout, for the largest K, and shared by its decoders). Times are per batch, synchronised on CUDA; the
+table reports medians. Speedups are ratios of the median per-batch times of the same grid point.
+
+Writes OUT_DIR/speedup.csv (one row per candidate and grid point), OUT_DIR/speedup.png (speedup over
+target-only `cached` against K, one panel per batch size, one line per rollout and horizon) and
+prints a markdown table. --quick: batch sizes 1 and 8, horizon 720, K 1 and 3, 2 timed batches.
+"""
+import argparse
+import csv
+import math
+import os
+import statistics
+import sys
+
+import matplotlib
+import torch
+from tqdm import tqdm
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from data_provider.data_factory import get_dataset, get_loader  # noqa: E402
+from models import build_model  # noqa: E402
+from utils.flags import build_parser, fill_defaults  # noqa: E402
+from speculative import ROLLOUTS, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder  # noqa: E402
+from utils.checkpoint import load_checkpoint  # noqa: E402
+from utils.stopwatch import timed  # noqa: E402
+
+COLUMNS = ["batch_size", "horizon", "candidate", "rollout", "sigma", "k", "per_batch_s", "speedup_vs_sliding",
+           "speedup_vs_cached", "speedup_same_rollout", "acceptance_pct", "patches_per_target_call",
+           "target_calls_per_forecast", "c", "v", "predicted_speedup", "mse", "mse_vs_target"]
+QUICK = dict(batch_sizes=[1, 8], horizons=[720], ks=[1, 3], n_batches=2)
+
+
+def parse(argv=None):
+    own = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=False)
+    own.add_argument("--target_ckpt", required=True)
+    own.add_argument("--draft_ckpt", required=True)
+    own.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8, 32])
+    own.add_argument("--horizons", type=int, nargs="+", default=[720, 1440])
+    own.add_argument("--ks", type=int, nargs="+", default=[1, 2, 3, 4])
+    own.add_argument("--sigmas", type=float, nargs="+", default=None, help="default: --spec_sigma")
+    own.add_argument("--n_batches", type=int, default=5, help="timed batches per grid point")
+    own.add_argument("--quick", action="store_true", help="a small grid that finishes in minutes on a CPU")
+    own.add_argument("--device", default="cpu")
+    own.add_argument("--out_dir", default="benchmark_results")
+    bench, rest = own.parse_known_args(argv)
+    if bench.quick:
+        vars(bench).update(QUICK)
+    required = ["--task_name", "forecast", "--is_training", "0", "--model_id", "bench",
+                "--data", "MultivariateDatasetBenchmark", "--model", "timer_xl"]
+    args = fill_defaults(build_parser().parse_args(required + rest))
+    bench.sigmas = bench.sigmas or [args.spec_sigma]
+    return bench, args
+
+
+def load_models(bench, args, device):
+    target = load_checkpoint(build_model(args.model, args), bench.target_ckpt)
+    draft = load_checkpoint(build_model(args.spec_draft_model, args), bench.draft_ckpt)
+    return target.to(device).eval(), draft.to(device).eval()
+
+
+def candidates(target, draft, args, ks, sigmas):
+    """name -> (rollout, sigma or None, K or 'adaptive' or None, decoder)."""
+    out = {}
+    for rollout in ROLLOUTS:
+        out[f"target_{rollout}"] = (rollout, None, None, TargetOnlyDecoder(target, rollout))
+        for sigma in sigmas:
+            for k in ks + ["adaptive"]:
+                args.spec_sigma, args.spec_k, args.spec_adaptive = sigma, *((max(ks), True) if k == "adaptive" else (k, False))
+                decoder = SpeculativeDecoder(target, draft, SpecConfig.of(args), rollout)
+                out[f"spec_{rollout}_s{sigma:g}_k{k}"] = (rollout, sigma, k, decoder)
+    return out
+
+
+def test_batches(args, batch_size, horizon, n_batches, device):
+    args.batch_size, args.test_pred_len = batch_size, horizon
+    loader = get_loader(args, get_dataset(args, "test"), "test")
+    batches, first = [], 0
+    for x, y, _, _ in loader:
+        if len(batches) == n_batches:
+            break
+        batches.append((x.float().to(device), y.float()[:, -horizon:], list(range(first, first + len(x)))))
+        first += len(x)
+    return batches
+
+
+@torch.no_grad()
+def measure(cands, batches, horizon, device):
+    """Per candidate: per-batch seconds and the forecasts, every candidate on every batch."""
+    names = list(cands)
+    x, _, ids = batches[0]
+    costs = {}
+    for rollout, _, k, decoder in sorted(cands.values(), key=lambda c: c[2] != "adaptive"):  # untimed warm-up
+        if isinstance(decoder, SpeculativeDecoder):
+            decoder.costs = costs.get(rollout)  # measured once per rollout, by the decoder with the largest K
+        decoder.generate(x, horizon, ids)
+        if isinstance(decoder, SpeculativeDecoder):
+            costs[rollout] = decoder.costs
+            decoder.reset_counts(device)
+    seconds = {name: [] for name in names}
+    preds = {name: [] for name in names}
+    for b, (x, _, ids) in enumerate(batches):
+        for name in names[b % len(names):] + names[:b % len(names)]:
+            pred, s = timed(lambda: cands[name][3].generate(x, horizon, ids), device)
+            seconds[name].append(s)
+            preds[name].append(pred.cpu())
+    return seconds, {name: torch.cat(p) for name, p in preds.items()}
+
+
+def mse(a, b):
+    return (a.double() - b.double()).square().mean().item()
+
+
+def grid_rows(cands, seconds, preds, truth, batch_size, horizon):
+    median = {name: statistics.median(s) for name, s in seconds.items()}
+    rows = []
+    for name, (rollout, sigma, k, decoder) in cands.items():
+        row = dict(batch_size=batch_size, horizon=horizon, candidate=name, rollout=rollout, sigma=sigma or "",
+                   k=k if k else 0,
+                   per_batch_s=median[name], speedup_vs_sliding=median["target_sliding"] / median[name],
+                   speedup_vs_cached=median["target_cached"] / median[name],
+                   speedup_same_rollout=median[f"target_{rollout}"] / median[name],
+                   mse=mse(preds[name], truth), mse_vs_target=mse(preds[name], preds[f"target_{rollout}"]),
+                   target_calls_per_forecast=math.ceil(horizon / decoder.target.output_len))
+        if isinstance(decoder, SpeculativeDecoder):
+            row.update(speculative_columns(decoder, k))
+        rows.append(row)
+    return rows
+
+
+def speculative_columns(decoder, k):
+    counters, costs = decoder.counters, decoder.costs
+    alpha = counters.accepted / counters.attempted if counters.attempted else 0.0
+    k_max = decoder.config.k
+    mean_k = counters.draft_calls / counters.target_calls if k == "adaptive" else k_max
+    return dict(acceptance_pct=counters.acceptance_pct, patches_per_target_call=counters.patches_per_target_call,
+                target_calls_per_forecast=counters.target_calls_per_forecast, c=costs.c,
+                v=costs.v(round(mean_k)), predicted_speedup=costs.speedup(alpha, round(mean_k)))
+
+
+def write_csv(rows, path):
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def markdown(rows):
+    head = ["batch", "H", "candidate", "per_batch_s", "x sliding", "x cached", "accept %", "patches/call",
+            "target calls/forecast", "c", "v", "predicted", "MSE", "MSE vs target"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["batch_size"], r["horizon"], r["candidate"], f"{r['per_batch_s']:.4f}",
+                 f"{r['speedup_vs_sliding']:.2f}", f"{r['speedup_vs_cached']:.2f}"]
+        cells += [_fmt(r.get(name), digits) for name, digits in (("acceptance_pct", 1), ("patches_per_target_call", 2),
+                                                                 ("target_calls_per_forecast", 2), ("c", 3), ("v", 2),
+                                                                 ("predicted_speedup", 2))]
+        cells += [f"{r['mse']:.4f}", f"{r['mse_vs_target']:.4f}"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(value, digits):
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def plot(rows, path, ks):
+    batch_sizes = sorted({r["batch_size"] for r in rows})
+    fig, axes = plt.subplots(1, len(batch_sizes), figsize=(5 * len(batch_sizes), 4), squeeze=False)
+    positions = {k: i for i, k in enumerate(ks + ["adaptive"])}
+    for ax, batch_size in zip(axes[0], batch_sizes):
+        lines = sorted({(r["rollout"], r["horizon"], r["sigma"]) for r in rows if r["k"] in positions})
+        for rollout, horizon, sigma in lines:
+            points = [(positions[r["k"]], r["speedup_vs_cached"]) for r in rows
+                      if (r["batch_size"], r["rollout"], r["horizon"], r["sigma"]) == (batch_size, rollout, horizon, sigma)
+                      and r["k"] in positions]
+            ax.plot(*zip(*points), marker="o", label=f"speculative {rollout}, H {horizon}, sigma {sigma:g}")
+        ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="target-only cached")
+        ax.set_xticks(range(len(positions)), [str(k) for k in positions])
+        ax.set(title=f"batch {batch_size}", xlabel="K", ylabel="speedup over target-only cached")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None):
+    bench, args = parse(argv)
+    device = torch.device(bench.device)
+    torch.manual_seed(args.seed)
+    target, draft = load_models(bench, args, device)
+    grid = [(b, h) for b in bench.batch_sizes for h in bench.horizons]
+    rows = []
+    for batch_size, horizon in tqdm(grid, desc="speedup grid"):
+        cands = candidates(target, draft, args, bench.ks, bench.sigmas)
+        batches = test_batches(args, batch_size, horizon, bench.n_batches, device)
+        seconds, preds = measure(cands, batches, horizon, device)
+        truth = torch.cat([y for _, y, _ in batches])
+        rows += grid_rows(cands, seconds, preds, truth, batch_size, horizon)
+    os.makedirs(bench.out_dir, exist_ok=True)
+    write_csv(rows, os.path.join(bench.out_dir, "speedup.csv"))
+    plot(rows, os.path.join(bench.out_dir, "speedup.png"), bench.ks)
+    print(markdown(rows))
+    print(f"wrote {bench.out_dir}/speedup.csv and {bench.out_dir}/speedup.png")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

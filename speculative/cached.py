@@ -1,0 +1,86 @@
+"""The `cached` rollout (speculative.md 2.1): target and draft each keep a KV cache
+(layers/kv_cache.py) of every committed patch but the last one, the pending patch.
+
+- Prefill: the context runs through each model once, which freezes the normalisation statistics of
+  the initial window; the cache is then cropped to N-1 patches, so the last context patch is pending.
+- Verify: ONE causal target call over the pending patch and the k_eff proposals, (k_eff+1)·C new
+  tokens on top of the cache. The prediction at the pending patch is μ_p,1, at proposal i μ_p,i+1.
+- Draft: each draft step feeds what its cache lacks (the pending patch, or after plain target
+  rounds every patch emitted since) plus the proposals so far, and predicts the next proposal.
+- Commit: both caches are cropped to the committed patches but the new pending one (correction or
+  bonus), which the next round feeds first. The draft never fed its last proposal: when all were
+  accepted it feeds it in the next round together with the bonus.
+Ragged rows feed different numbers of patches in one call: shorter rows are padded by repeating
+their last patch, and the cache is cropped back to each row's own end.
+"""
+import torch
+
+from layers.kv_cache import KVCache
+from models.output import Forecast
+from speculative.rollout import Rollout
+
+NAN = float("nan")
+
+
+class CachedRollout(Rollout):
+    def __init__(self, target, draft, x, n_patches, max_k, tracer, window=0):
+        super().__init__(target, draft, x, n_patches, max_k, tracer)
+        self.caches = {role: self._prefill(model, x, window)
+                       for role, model in (("target", target), ("draft", draft)) if model is not None}
+
+    def _prefill(self, model, x, window):
+        cache = KVCache(model.n_layers, window)
+        model(x, cache)
+        cache.crop(self._tokens(self.length) - 1)
+        return cache
+
+    def _tokens(self, points):
+        return points // self.patch_len
+
+    def _feed(self, role, ends):
+        """Feed each row's patches from its cache length up to the token ends[a] (exclusive) in one
+        call. Returns the Forecast [A, W, P, C] at the W fed positions (rows padded after their own
+        count by repeating their last patch) and the counts [A]."""
+        model, cache = getattr(self, role), self.caches[role]
+        counts = ends - cache.lengths
+        width = int(counts.max())
+        steps = torch.minimum(cache.lengths[:, None] + torch.arange(width, device=ends.device),
+                              (ends - 1).clamp(min=0)[:, None])
+        rows = torch.arange(len(ends), device=ends.device)[:, None]
+        patches = self.seq.unflatten(1, (-1, self.patch_len))
+        out = model(patches[rows, steps].flatten(1, 2), cache)
+        cache.crop(ends)
+        return Forecast(*(None if t is None else t.unflatten(1, (width, self.patch_len)) for t in out[:2])), counts
+
+    def draft_next(self, sub):
+        """Rows outside sub feed nothing new (their cache stays as it is)."""
+        ends = self.caches["draft"].lengths.clone()
+        ends[sub] = self._tokens(self.length[sub]) + self.proposed[sub]
+        out, counts = self._feed("draft", ends)
+        last = counts[sub] - 1
+        return Forecast(*(None if t is None else t[sub, last] for t in out[:2]))
+
+    def verify(self, k_eff):
+        with self.tracer.timed("target_verify"):
+            out, _ = self._feed("target", self._tokens(self.length) + k_eff)
+        mu_p = out.mean
+        slots = torch.arange(mu_p.shape[1], device=k_eff.device)
+        return mu_p.masked_fill((slots[None] > k_eff[:, None])[..., None, None], NAN)
+
+    def commit(self, final, n_accepted):
+        super().commit(final, n_accepted)
+        self._crop_to_committed()
+
+    def rewind(self):
+        super().rewind()
+        self._crop_to_committed()
+
+    def _crop_to_committed(self):
+        """Caches keep at most the committed patches but the pending (last) one."""
+        for cache in self.caches.values():
+            cache.crop(torch.minimum(cache.lengths, self._tokens(self.length) - 1))
+
+    def retain(self, keep):
+        super().retain(keep)
+        for cache in self.caches.values():
+            cache.select(keep.nonzero().squeeze(1))

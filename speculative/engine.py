@@ -1,0 +1,137 @@
+"""The round loop of speculative decoding (speculative.md sections 3-5).
+
+One round, per active sample: the proposer asks the draft for k_eff patches, ONE target call
+verifies them (the rollout), proposals are accepted in order (speculative/acceptance.py), and the
+round emits the accepted ones plus a correction (first rejection) or the bonus (all accepted).
+
+Ragged batches: each sample has its own emitted count; a sample leaves the active batch as soon as
+it has S = ceil(H/P) patches. The last rounds propose only what is still needed,
+k_eff = min(K, S − emitted − 1), so a round never produces surplus patches (a sample with one patch
+left runs a plain target step, k_eff = 0).
+
+Randomness: sample i draws from its own CPU generator seeded from (config.seed, sample_ids[i]),
+per round in the order: lossless proposals ε_1..ε_keff, uniforms U_1..U_keff, then either the
+residual tries (ε, U, ε, U, ...) or the bonus ε. Without --spec_adaptive its output therefore does
+not depend on the batch it is in nor on the other samples.
+
+The first generate() call measures the step costs (c and v per K) on its batch before decoding it;
+callers make it the untimed warm-up. With `round_records` set to a list, every round is kept by
+reference there, for the debug CSV (speculative/debug_rows.py) to be built outside the timed region.
+"""
+import math
+
+import torch
+
+from speculative.acceptance import (accept, lossless_log_ratio, sample_residual,
+                                    tolerance_log_ratio)
+from speculative.counters import SpecCounters
+from speculative.debug_rows import RoundRecord
+from speculative.proposer import DraftProposer
+from speculative.random_streams import log_uniform_draws, normal_draws, sample_generators
+from speculative.rollout import make_rollout
+from speculative.speed_model import measure_step_costs
+from speculative.tracer import SectionTimer
+
+
+class SpeculativeDecoder:
+    def __init__(self, target, draft, config, rollout="sliding", cache_window=0):
+        self.target, self.draft, self.config = target, draft, config
+        self.rollout, self.cache_window = rollout, cache_window
+        self.costs = None
+        self.round_records = None
+        self.tally = SpecCounters()  # acceptance over the decoder's lifetime, warm-up included: adaptive K's α̂
+        self.reset_counts()
+
+    def reset_counts(self, device="cpu", trace=False):
+        """Fresh counters, and section timers (synchronising `device` only when trace is on)."""
+        self.counters = SpecCounters()
+        self.tracer = SectionTimer(device, trace)
+        self.proposer = DraftProposer(self.config, self.counters, self.tracer)
+
+    @torch.no_grad()
+    def generate(self, x, horizon, sample_ids, batch_idx=0):
+        """Forecast `horizon` steps for x [B, L, C]; sample_ids are the samples' global indices.
+        Returns [B, horizon, C]."""
+        n_patches = math.ceil(horizon / self.config.patch_len)
+        rollout = make_rollout(self.rollout, self.target, self.draft, x, n_patches, self.config.k,
+                               self.tracer, self.cache_window)
+        if self.costs is None:
+            self.costs = measure_step_costs(rollout, self.config.k, x.device)
+        out = x.new_full((x.shape[0], n_patches * self.config.patch_len, x.shape[2]), float("nan"))
+        active = torch.arange(x.shape[0], device=x.device)
+        generators, ids = sample_generators(self.config.seed, sample_ids), list(sample_ids)
+        self.counters.forecasts += x.shape[0]
+        round_i = 0
+        while len(active):
+            k = self.proposer.choose_k(self.costs, self.tally.alpha_estimate)
+            k_eff = (n_patches - 1 - rollout.n_emitted).clamp(max=k)
+            self._round(rollout, k_eff, generators, ids, round_i, batch_idx)
+            done = rollout.n_emitted >= n_patches
+            if done.any():
+                out[active[done]] = rollout.emitted(done, n_patches)
+                rollout.retain(~done)
+                active = active[~done]
+                generators = [g for g, d in zip(generators, done.tolist()) if not d]
+                ids = [i for i, d in zip(ids, done.tolist()) if not d]
+            round_i += 1
+        return out[:, :horizon]
+
+    def _round(self, rollout, k_eff, generators, ids, round_i, batch_idx):
+        proposals = self.proposer.propose(rollout, k_eff, generators)
+        mu_p = rollout.verify(k_eff)
+        with self.tracer.timed("accept_cpu"):
+            log_ratio, log_u, accepted = self._test(proposals, mu_p, k_eff, generators)
+            n_accepted = accepted.long().cumprod(1).sum(1)
+        final = self._final_patches(mu_p, proposals, n_accepted, k_eff.cpu(), generators)
+        with self.tracer.timed("accept_cpu"):
+            rollout.commit(final, n_accepted.to(k_eff.device))
+            self._count(k_eff.cpu(), n_accepted)
+        if self.round_records is not None:
+            self.round_records.append(RoundRecord(batch_idx, round_i, ids, k_eff, proposals, mu_p, final,
+                                                  log_ratio, log_u, accepted, n_accepted))
+
+    def _test(self, proposals, mu_p, k_eff, generators):
+        """Log-ratios, log U and accept decisions [A, K] (CPU); untested slots never accept."""
+        cfg, k_max = self.config, proposals.x.shape[1]
+        if cfg.accept_mode == "tolerance":
+            log_ratio = tolerance_log_ratio(mu_p[:, :k_max], proposals.mu_q, cfg.sigma)
+        else:
+            log_ratio = lossless_log_ratio(proposals.x, mu_p[:, :k_max], proposals.mu_q, cfg.sigma, proposals.var_q)
+        log_ratio = log_ratio.cpu()
+        log_u = log_uniform_draws(generators, k_eff.tolist(), "cpu")
+        return log_ratio, log_u, accept(log_u, log_ratio, cfg.log_bias)
+
+    def _final_patches(self, mu_p, proposals, n_accepted, k_eff, generators):
+        """The patch after the accepted proposals, [A, P, C]: the correction at the first rejection
+        or the bonus μ_p,k_eff+1. Tolerance emits μ_p; lossless draws from the residual
+        (correction) or from p (bonus)."""
+        cfg = self.config
+        rows = torch.arange(len(n_accepted))
+        mu_p_at = mu_p[rows.to(mu_p.device), n_accepted.to(mu_p.device)]
+        if cfg.accept_mode == "tolerance":
+            return mu_p_at
+        with self.tracer.timed("target_sample"):
+            final = mu_p_at.double()
+            rejected = n_accepted < k_eff
+            bonus = (~rejected).nonzero().squeeze(1)
+            final[bonus.to(final.device)] += cfg.sigma * normal_draws([generators[a] for a in bonus.tolist()],
+                                                                      final.shape[1:], final.device)
+            rej = rejected.nonzero().squeeze(1)
+            if len(rej):
+                at = (rej.to(mu_p.device), n_accepted[rej].to(mu_p.device))
+                var_q = None if proposals.var_q is None else proposals.var_q[at]
+                final[at[0]], fell_back = sample_residual(mu_p[at], proposals.mu_q[at], cfg.sigma, cfg.log_bias,
+                                                          [generators[a] for a in rej.tolist()],
+                                                          cfg.residual_max_tries, var_q)
+                self.counters.residual_fallbacks += int(fell_back.sum())
+        return final
+
+    def _count(self, k_eff, n_accepted):
+        attempted, accepted = int(torch.minimum(n_accepted + 1, k_eff).sum()), int(n_accepted.sum())
+        self.tally.attempted += attempted
+        self.tally.accepted += accepted
+        c = self.counters
+        c.target_calls += len(n_accepted)
+        c.attempted += attempted
+        c.accepted += accepted
+        c.patches_emitted += int((n_accepted + 1).sum())

@@ -1,0 +1,74 @@
+"""The proposer: chooses K for a round and asks the draft for k_eff[a] patches per sample.
+
+Tolerance mode proposes the draft's means; lossless mode draws x ~ q = N(μ_q, diag v_q) (a
+stochastic draft's variance) or N(μ_q, σ²I). The draft rolls its own proposals forward through the
+rollout (recomputed windows in `sliding`, its KV cache in `cached`).
+
+Adaptive K (--spec_adaptive): before each round, the K in 0..--spec_k with the largest predicted
+speedup (speculative/speed_model.py) for the acceptance measured so far by the decoder (warm-up
+included, with one pseudo-acceptance so that it starts by proposing) and the step costs measured
+on the warm-up batch; K = 0 is a plain target step, so the engine falls back to
+target-only decoding when speculation does not pay. Only the number of proposals changes, never the
+acceptance rule, so lossless output keeps the target's distribution; but K then depends on the
+other samples and on timings, so a sample's output is no longer independent of its batch.
+"""
+from dataclasses import dataclass
+
+import torch
+
+from speculative.random_streams import normal_draws
+
+NAN = float("nan")
+
+
+@dataclass
+class Proposals:
+    """Each [A, K, P, C] and NaN past k_eff[a]; var_q (float64) is None for a point draft."""
+    x: torch.Tensor
+    mu_q: torch.Tensor
+    var_q: torch.Tensor = None
+
+
+class DraftProposer:
+    def __init__(self, config, counters, tracer):
+        self.config, self.counters, self.tracer = config, counters, tracer
+
+    def choose_k(self, costs, alpha):
+        if not self.config.adaptive:
+            return self.config.k
+        return costs.best_k(alpha, self.config.k)
+
+    def propose(self, rollout, k_eff, generators):
+        k_max = int(k_eff.max())
+        like = rollout.seq
+        shape = (len(k_eff), k_max, rollout.out_len, like.shape[2])
+        proposals = Proposals(like.new_full(shape, NAN), like.new_full(shape, NAN))
+        if self.config.draft_stochastic:
+            proposals.var_q = torch.full(shape, NAN, dtype=torch.float64, device=like.device)
+        for i in range(k_max):
+            sub = (k_eff > i).nonzero().squeeze(1)
+            with self.tracer.timed("draft"):
+                out = rollout.draft_next(sub)
+                var = self._variance(out.logvar)
+                proposal = self._draw(out.mean, var, [generators[a] for a in sub.tolist()])
+                rollout.add_proposal(sub, proposal)
+            proposals.x[sub, i], proposals.mu_q[sub, i] = proposal, out.mean
+            if var is not None:
+                proposals.var_q[sub, i] = var
+            self.counters.draft_calls += len(sub)
+        return proposals
+
+    def _variance(self, logvar):
+        """Per-value variance of q: exp(logvar) for a stochastic draft, None (σ²) otherwise."""
+        if (logvar is not None) != self.config.draft_stochastic:
+            raise ValueError("--draft_stochastic must match the draft: it is "
+                             f"{self.config.draft_stochastic} but the draft returns "
+                             f"{'a log-variance' if logvar is not None else 'a point forecast'}")
+        return None if logvar is None else logvar.double().exp()
+
+    def _draw(self, mean, var, generators):
+        if self.config.accept_mode == "tolerance":
+            return mean
+        std = self.config.sigma if var is None else var.sqrt()
+        noise = normal_draws(generators, mean.shape[1:], mean.device)
+        return (mean.double() + std * noise).to(mean.dtype)

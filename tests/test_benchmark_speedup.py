@@ -1,0 +1,46 @@
+"""scripts/benchmarks/speedup.py --quick on tiny random models: one CSV row per candidate and grid
+point, with speedups that are the ratios of the timed columns."""
+import csv
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO_ROOT, cli_args, make_args
+from models import build_model
+from utils.checkpoint import save_checkpoint
+
+sys.path.insert(0, str(REPO_ROOT / 'scripts' / 'benchmarks'))
+import speedup  # noqa: E402
+
+ETT_ROOT = REPO_ROOT.parent / 'shared' / 'datasets' / 'ETT-small'
+MODEL = dict(d_model=32, n_heads=2, d_ff=32, e_layers=2, seq_len=192, test_seq_len=192, input_token_len=96,
+             output_token_len=96)
+
+
+def test_quick_benchmark_rows_and_ratios(tmp_path):
+    for name, path in (('timer_xl', 'target.pth'), ('timer_xl_draft', 'draft.pth')):
+        torch.manual_seed(0)
+        save_checkpoint(build_model(name, make_args(model=name, **MODEL)), str(tmp_path / path))
+    flags = dict(target_ckpt=tmp_path / 'target.pth', draft_ckpt=tmp_path / 'draft.pth', quick=True,
+                 out_dir=tmp_path / 'out', root_path=ETT_ROOT, data_path='ETTh1.csv', num_workers=0,
+                 spec_sigma=0.7, **MODEL)
+    speedup.main(cli_args(flags))
+    with open(tmp_path / 'out' / 'speedup.csv', newline='') as f:
+        rows = list(csv.DictReader(f))
+    candidates = {'target_sliding', 'target_cached'} | {f'spec_{r}_{k}' for r in ('sliding', 'cached')
+                                                        for k in ('s0.7_k1', 's0.7_k3', 's0.7_kadaptive')}
+    points = {(r['batch_size'], r['horizon']) for r in rows}
+    assert points == {('1', '720'), ('8', '720')}
+    for point in points:
+        at = {r['candidate']: r for r in rows if (r['batch_size'], r['horizon']) == point}
+        assert set(at) == candidates and len(at) == sum((r['batch_size'], r['horizon']) == point for r in rows)
+        for r in at.values():
+            seconds = float(r['per_batch_s'])
+            for column, base in (('speedup_vs_sliding', 'target_sliding'), ('speedup_vs_cached', 'target_cached'),
+                                 ('speedup_same_rollout', f"target_{r['rollout']}")):
+                assert float(r[column]) == pytest.approx(float(at[base]['per_batch_s']) / seconds)
+        assert float(at['target_cached']['mse_vs_target']) == 0.0
+        assert float(at['spec_cached_s0.7_k3']['target_calls_per_forecast']) <= 8 == float(at['target_cached']['target_calls_per_forecast'])
+    assert (tmp_path / 'out' / 'speedup.png').stat().st_size > 0

@@ -1,0 +1,367 @@
+"""Start-up validation, the one place that checks flags: every mistake in the flags, in the data file and in the
+checkpoints a run reads or writes becomes a UsageError whose one-line message names the flag, file or value and
+what would be valid. run.py calls `validate` before any model or data loader is built."""
+import contextlib
+import copy
+import io
+import json
+import math
+import os
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from data_provider.data_factory import DATA_DICT, reads_a_folder
+from data_provider.readers import READERS, DataFileError, read_series
+from data_provider.splits import count_windows, file_stem, split_borders
+from models import MODEL_MODULES, build_model
+from utils.checkpoint import (MANIFEST_FILE, CheckpointMismatch, map_head_to_mean, mismatch_report, read_manifest,
+                              read_state_dict)
+from utils.flags import changes_the_model_or_data, flag_default
+from utils.setting import make_setting
+
+DRAFT = "timer_xl_draft"
+ROPE_FAMILY = ("timer_xl", DRAFT)  # rotary embeddings rotate pairs of half a head: head dim % 4 == 0
+TARGET_COLUMN = "OT"
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked for (not a bug): reported as one line, exit status 2."""
+
+
+def validate(args):
+    check_values(args)
+    check_combinations(args)
+    check_data(args)
+    for source in checkpoint_sources(args):
+        check_checkpoint(source)
+    if args.is_training:
+        check_checkpoint_folders(args)
+
+
+# ---------------------------------------------------------------- single values
+
+CHOICES = {
+    "task_name": ("forecast", "pretrain"),
+    "is_training": (0, 1),
+    "model": tuple(MODEL_MODULES),
+    "distill_target_model": tuple(MODEL_MODULES),
+    "spec_draft_model": tuple(MODEL_MODULES),
+    "data": tuple(DATA_DICT),
+    "spec_accept_mode": ("tolerance", "lossless"),
+    "rollout": ("sliding", "cached"),
+}
+AT_LEAST_ONE = ("seq_len", "input_token_len", "output_token_len", "test_seq_len", "test_pred_len", "d_model",
+                "n_heads", "d_ff", "e_layers", "distill_target_d_model", "distill_target_n_heads",
+                "distill_target_d_ff", "distill_target_e_layers", "batch_size", "itr", "train_epochs", "spec_k",
+                "spec_residual_max_tries")
+AT_LEAST_ZERO = ("num_workers", "patience", "weight_decay", "cache_max_tokens", "spec_debug_max_batches",
+                 "draft_nll_var_reg", "draft_teacher_noise")
+ABOVE_ZERO = ("learning_rate", "spec_sigma", "draft_scale_d_model", "draft_scale_n_heads", "draft_scale_d_ff",
+              "draft_scale_e_layers")
+
+
+def check_values(args):
+    for name, valid in CHOICES.items():
+        value = getattr(args, name)
+        if value not in valid:
+            raise UsageError(f"--{name} {value!r} is not one of: {', '.join(map(str, valid))}")
+    for name in AT_LEAST_ONE + AT_LEAST_ZERO + ABOVE_ZERO + ("dropout", "subset_rand_ratio", "spec_accept_bias"):
+        if not math.isfinite(getattr(args, name)):
+            raise UsageError(f"--{name} {getattr(args, name)} must be a finite number")
+    ranges = [(AT_LEAST_ONE, lambda v: v >= 1, ">= 1"), (AT_LEAST_ZERO, lambda v: v >= 0, ">= 0"),
+              (ABOVE_ZERO, lambda v: v > 0, "> 0"), (("dropout",), lambda v: 0 <= v < 1, "in [0, 1)"),
+              (("subset_rand_ratio",), lambda v: 0 < v <= 1, "in (0, 1]"),
+              (("spec_accept_bias",), lambda v: v >= 1, ">= 1"),
+              (("test_max_batches",), lambda v: v is None or v >= 1, ">= 1 (or left out for all batches)")]
+    for names, ok, valid in ranges:
+        for name in names:
+            if not ok(getattr(args, name)):
+                raise UsageError(f"--{name} {getattr(args, name)} must be {valid}")
+    for name in ("seq_len", "test_seq_len"):
+        if getattr(args, name) % args.input_token_len:
+            raise UsageError(f"--{name} {getattr(args, name)} is not a multiple of --input_token_len "
+                             f"{args.input_token_len} (the token length)")
+    for prefix, model in unscaled_models(args):
+        check_heads(prefix, model, args)
+
+
+def unscaled_models(args):
+    """(flag prefix, model key) of every model built with the sizes as given (drafts scale them and always fit)."""
+    if args.model != DRAFT:
+        yield "", args.model
+    if args.use_speculative and args.spec_draft_model != DRAFT:
+        yield "", args.spec_draft_model
+    if args.distill:
+        yield "distill_target_", args.distill_target_model
+
+
+def check_heads(prefix, model, args):
+    d_model, n_heads = getattr(args, f"{prefix}d_model"), getattr(args, f"{prefix}n_heads")
+    if d_model % n_heads:
+        raise UsageError(f"--{prefix}d_model {d_model} is not divisible by --{prefix}n_heads {n_heads}")
+    if model in ROPE_FAMILY and (d_model // n_heads) % 4:
+        raise UsageError(f"--{prefix}d_model / --{prefix}n_heads = {d_model // n_heads} must be a multiple of 4 "
+                         f"for {model} (rotary embeddings)")
+
+
+# ---------------------------------------------------------------- combinations
+
+def uses_a_draft(args):
+    return args.model == DRAFT or args.use_speculative
+
+
+@dataclass(frozen=True)
+class Needs:
+    flags: tuple
+    holds: object  # args -> bool: the combination in which the flags do something
+    what: str
+
+
+NEEDS = (
+    Needs(("spec_draft_model", "spec_draft_ckpt", "spec_k", "spec_accept_bias", "spec_accept_mode",
+           "spec_residual_max_tries", "spec_adaptive", "spec_compare_baseline", "spec_debug_accept"),
+          lambda a: a.use_speculative, "--use_speculative"),
+    Needs(("spec_sigma",), lambda a: a.use_speculative or a.target_sample, "--use_speculative or --target_sample"),
+    Needs(("spec_debug_out", "spec_debug_max_batches"), lambda a: a.spec_debug_accept, "--spec_debug_accept"),
+    Needs(("distill_target_model", "distill_target_ckpt", "distill_target_d_model", "distill_target_n_heads",
+           "distill_target_d_ff", "distill_target_e_layers", "draft_teacher_noise"), lambda a: a.distill, "--distill"),
+    Needs(("draft_nll_var_reg",), lambda a: a.draft_stochastic, "--draft_stochastic"),
+    Needs(("pretrain_model_path",), lambda a: a.adaptation, "--adaptation"),
+    Needs(("draft_scale_d_model", "draft_scale_n_heads", "draft_scale_d_ff", "draft_scale_e_layers",
+           "draft_stochastic"), uses_a_draft, f"--model {DRAFT} or --use_speculative"),
+    Needs(("test_dir", "test_file_name", "target_sample"), lambda a: not a.is_training, "--is_training 0"),
+    Needs(("overwrite_checkpoint",), lambda a: a.is_training, "--is_training 1"),
+    Needs(("tmax",), lambda a: a.cosine, "--cosine"),
+    Needs(("lradj",), lambda a: not a.cosine, "no --cosine (--cosine sets the schedule)"),
+    Needs(("last_token",), lambda a: a.covariate, "--covariate"),
+    Needs(("devices",), lambda a: a.dp, "--dp"),
+    Needs(("cache_max_tokens",), lambda a: a.rollout == "cached", "--rollout cached"),
+)
+
+
+def is_set(args, name):
+    """The flag differs from its default (the --distill_target_* sizes default to the target's sizes)."""
+    default = flag_default(name)
+    if default is None and name.startswith("distill_target_"):
+        default = getattr(args, name.removeprefix("distill_target_"))
+    return getattr(args, name) != default
+
+
+def as_given(args, name):
+    value = getattr(args, name)
+    return f"--{name}" if isinstance(value, bool) else f"--{name} {value}"
+
+
+def check_combinations(args):
+    for rule in NEEDS:
+        for name in rule.flags:
+            if is_set(args, name) and not rule.holds(args):
+                raise UsageError(f"{as_given(args, name)} does nothing without {rule.what}")
+    if args.distill and not args.distill_target_ckpt:
+        raise UsageError("--distill needs --distill_target_ckpt (the teacher's checkpoint)")
+    if args.use_speculative:
+        if not args.spec_draft_ckpt:
+            raise UsageError("--use_speculative needs --spec_draft_ckpt (the draft's checkpoint)")
+        if args.input_token_len != args.output_token_len:
+            raise UsageError(f"speculative decoding needs --input_token_len == --output_token_len "
+                             f"(got {args.input_token_len} and {args.output_token_len})")
+        if args.target_sample and not args.spec_compare_baseline:
+            raise UsageError("--target_sample with --use_speculative changes only the target-only baseline: "
+                             "add --spec_compare_baseline")
+    if args.rollout == "cached" and args.covariate:
+        raise UsageError("--rollout cached cannot reproduce --covariate attention (target tokens attend to later "
+                         "covariate tokens); use --rollout sliding")
+    if args.rollout == "cached" and args.input_token_len != args.output_token_len:
+        raise UsageError(f"--rollout cached needs --input_token_len == --output_token_len "
+                         f"(got {args.input_token_len} and {args.output_token_len})")
+    if args.ddp and args.dp:
+        raise UsageError("--ddp and --dp exclude each other; pick one")
+    if args.dp and not torch.cuda.is_available():
+        raise UsageError(f"--dp needs CUDA devices (--devices {args.devices}); none is available")
+
+
+# ---------------------------------------------------------------- data
+
+def check_data(args):
+    if reads_a_folder(args.data):
+        return check_data_folder(args.root_path)
+    path = os.path.join(args.root_path, args.data_path)
+    if not os.path.isdir(args.root_path):
+        raise UsageError(f"--root_path {args.root_path}: no such folder")
+    if not os.path.isfile(path):
+        raise UsageError(f"--data_path {args.data_path}: no file {path} ({files_in(args.root_path)})")
+    try:
+        rows = len(read_series(path))
+    except DataFileError as error:
+        raise UsageError(f"--data_path: {error}") from None
+    if path.endswith(".csv"):
+        check_target_column(path, args.covariate)
+    for flag in ("train", "val", "test") if args.is_training else ("test",):
+        check_split_fits(args, path, rows, flag)
+
+
+def files_in(folder):
+    names = sorted(n for n in os.listdir(folder) if os.path.splitext(n)[1] in READERS)
+    return f"data files there: {', '.join(names)}" if names else "the folder holds no .csv, .txt, .npz or .npy file"
+
+
+def check_data_folder(root):
+    if not os.path.isdir(root):
+        raise UsageError(f"--root_path {root}: no such folder")
+    for _, _, names in os.walk(root):
+        if any(n.endswith((".csv", ".npy")) for n in names):
+            return
+    raise UsageError(f"--root_path {root}: no .csv or .npy file in it or below it")
+
+
+def check_target_column(path, covariate):
+    columns = list(pd.read_csv(path, nrows=0, encoding="utf-8").columns)
+    if TARGET_COLUMN not in columns:
+        raise UsageError(f"--data_path: {path} has no target column '{TARGET_COLUMN}' (columns: "
+                         f"{', '.join(map(str, columns))})")
+    if covariate and columns[-1] != TARGET_COLUMN:
+        raise UsageError(f"--covariate predicts the last column, but the last column of {path} is "
+                         f"'{columns[-1]}', not '{TARGET_COLUMN}'")
+
+
+def check_split_fits(args, path, rows, flag):
+    length_flag, horizon_flag = ("test_seq_len", "test_pred_len") if flag == "test" else ("seq_len", "output_token_len")
+    length, horizon = getattr(args, length_flag), getattr(args, horizon_flag)
+    start, end = split_borders(file_stem(args.data_path), rows, length)[flag]
+    if count_windows(start, end, rows, length, horizon) >= 1:
+        return
+    room = min(end, rows) - start - length if start >= 0 else 0  # rows left for the horizon after one context
+    if flag == "test" and room >= 1:
+        raise UsageError(f"--test_pred_len {horizon} is longer than the test split of {path} allows after "
+                         f"--test_seq_len {length}: the longest that fits is {room}")
+    raise UsageError(f"{path} has too few rows ({rows}): its {flag} split (rows {start} to {min(end, rows)}) holds "
+                     f"no window of --{length_flag} {length} + --{horizon_flag} {horizon}")
+
+
+# ---------------------------------------------------------------- checkpoints read
+
+@dataclass(frozen=True)
+class CheckpointSource:
+    flag: str
+    path: str
+    model: str  # registry key of the model the file must fit
+    model_args: object
+    described_by: str  # the flags that size that model
+    map_head: bool = False  # --adaptation into a stochastic draft may map head.* to head_mean.*
+
+
+def sizes(args, prefix=""):
+    dims = " ".join(f"--{prefix}{name} {getattr(args, prefix + name)}" for name in ("d_model", "n_heads", "d_ff",
+                                                                                    "e_layers"))
+    return f"{dims} --input_token_len {args.input_token_len} --output_token_len {args.output_token_len}"
+
+
+def draft_sizes(args):
+    return f"{sizes(args)} --draft_scale_* --draft_stochastic {args.draft_stochastic}"
+
+
+def checkpoint_sources(args):
+    model_flags = f"--model {args.model} {draft_sizes(args) if args.model == DRAFT else sizes(args)}"
+    if not args.is_training:
+        yield CheckpointSource("--test_dir/--test_file_name", os.path.join(args.checkpoints, args.test_dir,
+                                                                           args.test_file_name), args.model, args,
+                               model_flags)
+    if args.adaptation:
+        yield CheckpointSource("--pretrain_model_path", args.pretrain_model_path, args.model, args, model_flags,
+                               map_head=args.model == DRAFT and args.draft_stochastic)
+    if args.distill:
+        from exp.exp_distill import teacher_args
+        yield CheckpointSource("--distill_target_ckpt", args.distill_target_ckpt, args.distill_target_model,
+                               teacher_args(args),
+                               f"--distill_target_model {args.distill_target_model} {sizes(args, 'distill_target_')}")
+    if args.use_speculative:
+        yield CheckpointSource("--spec_draft_ckpt", args.spec_draft_ckpt, args.spec_draft_model, args,
+                               f"--spec_draft_model {args.spec_draft_model} {draft_sizes(args)}")
+
+
+def check_checkpoint(source):
+    state = read_checkpoint_file(source.flag, source.path)
+    model = shapes_only_model(source.model, source.model_args)
+    if source.map_head:
+        map_head_to_mean(state, model, log=lambda *_: None)
+    problem = mismatch_report(source.path, state, model)
+    if problem is None:
+        return
+    found = identify(state, source.model_args)
+    if found and found[0] != source.model:
+        raise UsageError(f"{source.flag} {source.path} holds {describe(*found)}, but these flags need "
+                         f"{describe(source.model, source.model_args.draft_stochastic)}")
+    raise UsageError(f"{source.flag} {source.path} does not fit {source.described_by}: {problem}")
+
+
+def read_checkpoint_file(flag, path):
+    if not os.path.isfile(path):
+        raise UsageError(f"{flag} {path}: checkpoint file not found (or not a file)")
+    try:
+        return read_state_dict(path)
+    except CheckpointMismatch as error:  # read, but not a state dict
+        raise UsageError(f"{flag}: {error}") from None
+    except Exception as error:  # torch.load of arbitrary bytes fails in arbitrary ways (KeyError, EOFError, ...)
+        reason = " ".join([type(error).__name__ + ":"] + str(error).strip().splitlines()[:1])
+        raise UsageError(f"{flag} {path}: not a readable checkpoint (truncated or not written by torch.save; "
+                         f"{reason})") from None
+
+
+def shapes_only_model(key, model_args):
+    """The model on the meta device: its state dict has every name and shape, but no memory and no init cost."""
+    with torch.device("meta"), contextlib.redirect_stdout(io.StringIO()):
+        return build_model(key, model_args)
+
+
+def describe(key, stochastic):
+    if key == DRAFT:
+        return f"a {'stochastic ' if stochastic else ''}draft ({DRAFT}{' --draft_stochastic' if stochastic else ''})"
+    return f"a {key} model"
+
+
+def identify(state, model_args):
+    """What a checkpoint that does not fit the flags holds instead: (model key, stochastic) of the model built from
+    the same flags whose names and shapes it matches exactly, or None."""
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    for key in MODEL_MODULES:
+        for stochastic in (False, True) if key == DRAFT else (False,):
+            candidate = copy.copy(model_args)
+            candidate.draft_stochastic = stochastic
+            expected = shapes_only_model(key, candidate).state_dict()
+            if shapes == {k: tuple(v.shape) for k, v in expected.items()}:
+                return key, stochastic
+    return None
+
+
+# ---------------------------------------------------------------- checkpoint folders written
+
+def check_checkpoint_folders(args):
+    if os.path.exists(args.checkpoints) and not os.path.isdir(args.checkpoints):
+        raise UsageError(f"--checkpoints {args.checkpoints} is a file, not a folder")
+    for ii in range(args.itr):
+        check_checkpoint_folder(os.path.join(args.checkpoints, make_setting(args, ii)), args)
+
+
+def check_checkpoint_folder(folder, args):
+    """Training may write into `folder` only if it is new or was made by the same model and data flags."""
+    if args.overwrite_checkpoint:
+        return
+    try:
+        recorded = read_manifest(folder)
+    except ValueError as error:
+        raise UsageError(f"{os.path.join(folder, MANIFEST_FILE)} is damaged ({error}); pass --overwrite_checkpoint "
+                         f"to train into that folder anyway") from None
+    if recorded is None:
+        if os.path.exists(os.path.join(folder, "checkpoint.pth")):
+            raise UsageError(f"{folder} holds a checkpoint.pth with no {MANIFEST_FILE} of the flags that made it; "
+                             f"pass --overwrite_checkpoint to replace it")
+        return
+    current = json.loads(json.dumps(vars(args)))  # as the manifest stores them
+    differing = [f"--{name} {recorded.get(name, flag_default(name))!r} there, {value!r} now"
+                 for name, value in sorted(current.items())
+                 if changes_the_model_or_data(name) and recorded.get(name, flag_default(name)) != value]
+    if differing:
+        raise UsageError(f"checkpoint folder {folder} was trained with other flags ({'; '.join(differing)}): change "
+                         f"--model_id or --des, or pass --overwrite_checkpoint to replace it")
