@@ -27,15 +27,14 @@ def seed_everything(seed):
 
 
 def experiment_class(args):
+    """Speculative test, distillation, or the forecasting loop (also --task_name pretrain, which only
+    changes the setting string)."""
     if args.use_speculative:
         from exp.exp_speculative import ExpSpeculative
         return ExpSpeculative
     if args.distill:
         from exp.exp_distill import ExpDistill
         return ExpDistill
-    if args.task_name == "pretrain":
-        from exp.exp_pretrain import ExpPretrain
-        return ExpPretrain
     from exp.exp_forecast import ExpForecast
     return ExpForecast
 

@@ -93,9 +93,6 @@ class BenchmarkDataset(WindowDataset):
         self.n_vars = raw.shape[1]
         self.select_windows()
 
-    def inverse_transform(self, data):
-        return self.scaler.inverse_transform(data)
-
 
 class MultivariateDatasetBenchmark(BenchmarkDataset):
     """Samples [L, C]: all variables of one window."""

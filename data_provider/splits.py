@@ -59,6 +59,3 @@ class StandardScaler:
 
     def transform(self, data):
         return (np.asarray(data, dtype=np.float64) - self.mean) / self.scale
-
-    def inverse_transform(self, data):
-        return np.asarray(data, dtype=np.float64) * self.scale + self.mean

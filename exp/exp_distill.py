@@ -5,7 +5,6 @@ import torch
 from torch import nn
 
 from exp.exp_forecast import ExpForecast
-from models import build_model
 from models import build_model, model_class
 from speculative import TargetOnlyDecoder
 from utils.checkpoint import load_checkpoint

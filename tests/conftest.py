@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from utils.flags import build_parser, fill_defaults, int_list  # noqa: E402
+from utils.flags import build_parser, fill_defaults  # noqa: E402
 
 # Test models are tiny: one thread each is as fast and keeps parallel jobs from oversubscribing the cores.
 torch.set_num_threads(1)
@@ -24,14 +24,11 @@ def make_args(**overrides):
 
     Overrides are applied before `fill_defaults`, so derived values (e.g. distill_target_d_model from
     d_model) follow them. Unknown names raise, so a typo cannot silently leave a default in place.
-    `node_list` may be given as a list or as run.py's comma-separated string.
     """
     args = build_parser().parse_args(REQUIRED_FLAGS)
     for name, value in overrides.items():
         if not hasattr(args, name):
             raise AttributeError(f"make_args: run.py has no flag '{name}'")
-        if name == 'node_list' and isinstance(value, str):
-            value = int_list(value)
         setattr(args, name, value)
     return fill_defaults(args)
 

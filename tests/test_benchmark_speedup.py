@@ -2,7 +2,6 @@
 point, with speedups that are the ratios of the timed columns."""
 import csv
 import sys
-from pathlib import Path
 
 import pytest
 import torch

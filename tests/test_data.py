@@ -144,14 +144,14 @@ def test_scaler_fits_train_slice_and_is_reused_for_val_and_test():
         np.testing.assert_allclose(dataset.data_x, (raw[start:end] - mean) / std, rtol=1e-6, atol=1e-6)
 
 
-def test_standard_scaler_population_std_constant_column_and_inverse():
+def test_standard_scaler_population_std_and_constant_column():
     data = np.array([[1.0, 5.0, 0.1], [3.0, 5.0, 0.1], [8.0, 5.0, 0.1]])
     scaler = StandardScaler().fit(data)
     np.testing.assert_allclose(scaler.scale[0], np.sqrt(((data[:, 0] - 4) ** 2).mean()))
     assert scaler.scale[1] == scaler.scale[2] == 1.0
     scaled = scaler.transform(data)
     np.testing.assert_allclose(scaled[:, 1:], 0, atol=1e-15)
-    np.testing.assert_allclose(scaler.inverse_transform(scaled), data)
+    np.testing.assert_allclose(scaled[:, 0], (data[:, 0] - 4) / scaler.scale[0])
 
 
 # ---- 5. reader formats on generated files ----------------------------------------------------------

@@ -188,9 +188,7 @@ def test_setting_string(flags, expected):
 
 
 def test_pretrain_task_uses_the_forecast_experiment():
-    from exp.exp_pretrain import ExpPretrain
-    assert issubclass(ExpPretrain, ExpForecast)
-    assert run.experiment_class(make_args(**{**BASE, 'task_name': 'pretrain'})) is ExpPretrain
+    assert run.experiment_class(make_args(**{**BASE, 'task_name': 'pretrain'})) is ExpForecast
     assert run.experiment_class(make_args(**BASE)) is ExpForecast
 
 

@@ -12,14 +12,6 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
-def int_list(text):
-    return [int(n) for n in text.split(",")]
-
-
-ETT_DESCRIPTION = ("The Electricity Transformer Temperature (ETT) is a crucial indicator in the electric power "
-                   "long-term deployment.")
-
-
 def build_parser():
     p = OneLineErrorParser(description="Timer-XL forecasting, draft pretraining, distillation and speculative decoding")
     a = p.add_argument
@@ -36,7 +28,6 @@ def build_parser():
     a("--checkpoints", type=str, default="./checkpoints/")
     a("--overwrite_checkpoint", action="store_true",
       help="train into a checkpoint folder even if its manifest records other model or data flags")
-    a("--test_flag", type=str, default="T", help="accepted, unused")
     # lengths
     a("--seq_len", type=int, default=672)
     a("--input_token_len", type=int, default=576)
@@ -53,13 +44,10 @@ def build_parser():
     a("--covariate", action="store_true")
     a("--rope_position", type=str, default="time", choices=("time", "flat"),
       help="Timer-XL RoPE position: time index n, or OpenLTM's flattened c*N + n (sliding rollout only)")
-    a("--node_num", type=int, default=100, help="unused")
-    a("--node_list", type=int_list, default="23,37,40", help="unused")
     a("--use_norm", action="store_true")
     a("--nonautoregressive", action="store_true")
     a("--test_dir", type=str, default="./test")
     a("--test_file_name", type=str, default="checkpoint.pth")
-    a("--output_attention", action="store_true", help="accepted, no effect")
     a("--visualize", action="store_true", help="PNG plots of truth vs forecast during test")
     a("--flash_attention", action="store_true", help="SDPA attention path (same numbers)")
     # adaptation
@@ -74,7 +62,6 @@ def build_parser():
     a("--patience", type=int, default=3)
     a("--learning_rate", type=float, default=0.0001)
     a("--des", type=str, default="test")
-    a("--loss", type=str, default="MSE", help="accepted, always MSE")
     a("--lradj", type=str, default="type1")
     a("--cosine", action="store_true")
     a("--tmax", type=int, default=10)
@@ -86,12 +73,6 @@ def build_parser():
     a("--ddp", action="store_true")
     a("--dp", action="store_true")
     a("--devices", type=str, default="0,1,2,3")
-    # baseline-only flags, parsed so shared scripts never fail; unused here
-    a("--gpt_layers", type=int, default=6)
-    a("--patch_size", type=int, default=16)
-    a("--kernel_size", type=int, default=25)
-    a("--stride", type=int, default=8)
-    a("--use_decoder", action="store_true", default=True)
     # TTM (models/ttm.py)
     a("--n_vars", type=int, default=7, help="ttm: variables, needed by channel mixing")
     a("--factor", type=int, default=2, help="ttm: MLP expansion factor")
@@ -101,10 +82,6 @@ def build_parser():
     a("--layers", type=int, default=8, help="ttm: mixer layers per backbone level")
     a("--hidden_dim", type=int, default=16, help="ttm: feature width D")
     a("--ttm_patches", type=int, default=4, help="ttm: patches forecast in one call (K_max as a draft)")
-    a("--ts_vocab_size", type=int, default=1000)
-    a("--domain_des", type=str, default=ETT_DESCRIPTION)
-    a("--llm_model", type=str, default="LLAMA")
-    a("--llm_layers", type=int, default=6)
     # draft model
     a("--draft_scale_d_model", type=float, default=0.25)
     a("--draft_scale_n_heads", type=float, default=0.25)
@@ -162,14 +139,13 @@ def parse_flags(argv=None):
     return fill_defaults(build_parser().parse_args(argv))
 
 
-# Flags that change neither the trained weights nor the data they are fit on (test-time, device, logging and
-# parsed-but-unused flags). Retraining a checkpoint folder with other values of these is the same experiment;
+# Flags that change neither the trained weights nor the data they are fit on (test-time, device and logging
+# flags). Retraining a checkpoint folder with other values of these is the same experiment;
 # any other difference from the folder's manifest needs --overwrite_checkpoint.
 RUN_ONLY_FLAGS = frozenset({
-    "is_training", "checkpoints", "overwrite_checkpoint", "test_flag", "test_seq_len", "test_pred_len", "test_dir",
-    "test_file_name", "output_attention", "visualize", "flash_attention", "num_workers", "itr", "loss", "gpu", "ddp",
-    "dp", "devices", "node_num", "node_list", "gpt_layers", "patch_size", "kernel_size", "stride", "use_decoder",
-    "ts_vocab_size", "domain_des", "llm_model", "llm_layers", "use_speculative", "rollout", "cache_max_tokens", "target_sample", "trace_inference_breakdown",
+    "is_training", "checkpoints", "overwrite_checkpoint", "test_seq_len", "test_pred_len", "test_dir",
+    "test_file_name", "visualize", "flash_attention", "num_workers", "itr", "gpu", "ddp", "dp", "devices",
+    "use_speculative", "rollout", "cache_max_tokens", "target_sample", "trace_inference_breakdown",
     "test_max_batches",
 })
 

@@ -1,0 +1,157 @@
+"""Run run.py once per point of a grid, each point in its own folder; a rerun skips finished points.
+
+    python scripts/sweep.py OUT [--flag VALUE...]... -- FLAGS...
+
+Each `--flag VALUE...` before `--` is a grid axis (a run.py flag and its values); the grid is their
+product. A point runs `python -u run.py FLAGS --flag value ... EXTRA_ARGS` (env, split on blanks)
+inside OUT/<point>/, where <point> names the axis values (spec_k-3__spec_sigma-0.7), so run.py's
+result files of that point collect there, its output in run.log. SWEEP_ARGS (env, `--flag value ...`)
+fixes grid axes: an axis it (or EXTRA_ARGS) names shrinks to that value; its other flags are ignored,
+so one SWEEP_ARGS can serve sweeps with different axes.
+
+OUT/<point>/point.json (its flags, written for every point at the start) tells the analysis what
+the grid is; OUT/<point>/done (its command, written atomically after run.py succeeded) marks it
+finished. A point is skipped when its done file holds the same command; otherwise (never run,
+interrupted, failed or other flags) its folder is emptied and it runs again. A failed point is
+reported and the sweep goes on; the exit status is 1 if any point failed.
+"""
+import itertools
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+RUN_PY = Path(__file__).resolve().parents[1] / "run.py"
+POINT_FILE, DONE_FILE, LOG_FILE = "point.json", "done", "run.log"
+
+
+def flag_values(argv):
+    """{flag: value} of a run.py command line (the last value wins; a bare switch is True)."""
+    values = {}
+    for i, token in enumerate(argv):
+        if token.startswith("--"):
+            following = argv[i + 1] if i + 1 < len(argv) else "--"
+            values[token] = True if following.startswith("--") else following
+    return values
+
+
+def parse_grid(tokens):
+    """[(flag, [values])] from `--flag v1 v2 --other w1 ...`."""
+    axes = []
+    for token in tokens:
+        if token.startswith("--"):
+            if token in dict(axes):
+                raise SystemExit(f"error: grid flag {token} given twice")
+            axes.append((token, []))
+        elif not axes:
+            raise SystemExit(f"error: grid value {token!r} before any grid flag")
+        else:
+            axes[-1][1].append(token)
+    empty = [flag for flag, values in axes if not values]
+    if empty:
+        raise SystemExit(f"error: grid flag {empty[0]} has no values")
+    return axes
+
+
+def fix_axes(axes, extra):
+    """Axes with those set in `extra` reduced to its value."""
+    fixed = flag_values(extra)
+    return [(flag, [fixed[flag]] if flag in fixed else values) for flag, values in axes]
+
+
+def point_name(point):
+    return "__".join(f"{flag[2:]}-{value}" for flag, value in point) or "single"
+
+
+def grid_points(axes):
+    return [tuple(zip([flag for flag, _ in axes], combo)) for combo in itertools.product(*[v for _, v in axes])]
+
+
+def point_command(fixed, point, extra):
+    return [sys.executable, "-u", str(RUN_PY), *fixed, *[t for pair in point for t in pair], *extra]
+
+
+def is_done(folder, command):
+    done = folder / DONE_FILE
+    return done.is_file() and done.read_text(encoding="utf-8") == shlex.join(command)
+
+
+def write_atomically(path, text):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_point(folder, axes, command):
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"axes": [flag for flag, _ in axes], "flags": flag_values(command[3:]), "command": command}
+    write_atomically(folder / POINT_FILE, json.dumps(record, indent=1))
+
+
+def run_point(folder, axes, command):
+    """Run one point in an emptied folder; True when run.py succeeded (then `done` is written)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    write_point(folder, axes, command)
+    with open(folder / LOG_FILE, "w", encoding="utf-8") as log:
+        status = subprocess.run(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT).returncode
+    if status == 0:
+        write_atomically(folder / DONE_FILE, shlex.join(command))
+    return status == 0
+
+
+def log_tail(folder, n=15):
+    return "\n".join((folder / LOG_FILE).read_text(encoding="utf-8", errors="replace").splitlines()[-n:])
+
+
+def split_argv(argv):
+    if len(argv) < 2 or "--" not in argv or argv[0].startswith("--"):
+        raise SystemExit(__doc__)
+    cut = argv.index("--")
+    return Path(argv[0]), argv[1:cut], argv[cut + 1:]
+
+
+def announce(out, axes, commands, extra):
+    """Print the grid and what is left of it; put every unfinished point's point.json on disk."""
+    grid = " x ".join(f"{flag} {{{', '.join(values)}}}" for flag, values in axes) or "one point"
+    print(f"sweep into {out}: {grid} = {len(commands)} runs"
+          + (f"; appended to every run: {shlex.join(extra)}" if extra else ""))
+    todo = [point for point, command in commands.items() if not is_done(out / point_name(point), command)]
+    print(f"{len(commands) - len(todo)} of them finished before, {len(todo)} to run", flush=True)
+    for point in todo:
+        write_point(out / point_name(point), axes, commands[point])
+
+
+def run_all(out, axes, commands):
+    """Run the unfinished points in grid order; returns the folders of those that failed."""
+    failed = []
+    for point, command in tqdm(commands.items(), desc="sweep points", file=sys.stdout):
+        folder = out / point_name(point)
+        if is_done(folder, command):
+            tqdm.write(f"skip {folder}: done")
+        elif run_point(folder, axes, command):
+            tqdm.write(f"done {folder}")
+        else:
+            failed.append(folder)
+            tqdm.write(f"FAILED {folder} (end of {LOG_FILE}):\n{log_tail(folder)}")
+    return failed
+
+
+def main(argv=None):
+    out, grid_tokens, fixed = split_argv(sys.argv[1:] if argv is None else argv)
+    extra = os.environ.get("EXTRA_ARGS", "").split()
+    axes = fix_axes(parse_grid(grid_tokens), extra + os.environ.get("SWEEP_ARGS", "").split())
+    commands = {point: point_command(fixed, point, extra) for point in grid_points(axes)}
+    announce(out, axes, commands, extra)
+    failed = run_all(out, axes, commands)
+    print(f"{len(commands) - len(failed)} of {len(commands)} points finished in {out}"
+          + (f"; failed: {', '.join(f.name for f in failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
