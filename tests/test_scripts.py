@@ -159,3 +159,33 @@ def test_make_if_missing_fails_when_the_script_does_not_make_the_checkpoint(tmp_
     done = subprocess.run(['bash', '-c', 'source scripts/lib.sh; make_if_missing checkpoints/x.pth noop.sh'],
                           cwd=tmp_path, env={**os.environ, 'PY': str(repo.python)}, capture_output=True, text=True)
     assert done.returncode == 1 and 'noop.sh did not write checkpoints/x.pth' in done.stderr
+
+
+def command_flags(path, start):
+    """The run.py flags of a script's command that begins with `start`: a bash array `NAME=(` ... `)`
+    or a command continued with backslashes."""
+    lines = path.read_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith(start))
+    words, i = lines[first][len(start):], first
+    while not (lines[i].endswith(')') if start.endswith('(') else not lines[i].endswith('\\')):
+        i += 1
+        words += ' ' + lines[i]
+    return [w for w in words.replace('\\', ' ').rstrip(')').split() if w.startswith('--') or not w.startswith(('"', '$'))]
+
+
+@pytest.mark.parametrize('script, start, model, expected', [
+    # model.md section 5: 8 layers of 8,399,888 + embedding, head and final norm
+    ('scripts/supervised/rolling_forecast/timer_xl_etth1_8l.sh', 'FLAGS=(', 'timer_xl', 67_398_880),
+    # 256/2/512/2: 2 x 527,108 + (96*256 + 256) + (256*96 + 96) + 2*256
+    ('scripts/pretrain/increased_batch_and_seq_len/timer_xl_draft_weather_8l_025x.sh', 'train "${1:-1}"',
+     'timer_xl_draft', 1_104_232),
+])
+def test_8_layer_scripts_build_the_published_sizes(script, start, model, expected):
+    import torch
+
+    from models import build_model
+    from utils.flags import build_parser, fill_defaults
+    args = fill_defaults(build_parser().parse_args(command_flags(REPO_ROOT / script, start)))
+    assert args.model == model
+    with torch.device('meta'):
+        assert sum(p.numel() for p in build_model(model, args).parameters()) == expected
