@@ -42,16 +42,17 @@ SPEC=(--task_name forecast --model timer_xl --model_id ETTh1 "${DATA[@]}" "${SIZ
       --use_speculative --spec_draft_ckpt "$distilled_ckpt" --draft_stochastic --spec_k 3 --spec_compare_baseline)
 run_py "${SPEC[@]}" --rollout sliding --spec_accept_mode tolerance --spec_sigma 0.7
 run_py "${SPEC[@]}" --rollout cached --spec_accept_mode tolerance --spec_sigma 0.7 --trace_inference_breakdown
-run_py "${SPEC[@]}" --rollout cached --spec_accept_mode lossless --spec_sigma 0.7 --spec_debug_accept --spec_debug_out spec_decoding_quickstart_stochastic_025x.csv
+run_py "${SPEC[@]}" --rollout cached --spec_accept_mode lossless --spec_sigma 0.7 --target_sample \
+       --spec_debug_accept --spec_debug_out spec_decoding_quickstart_stochastic_025x.csv
 
 echo
 echo "Results (appended in $(pwd)): result_long_term_forecast.txt (accuracy), result_inference_summary.txt"
 echo "(acceptance, timing, speedup), result_inference_breakdown.txt (section times), spec_decoding_quickstart_stochastic_025x.csv."
 echo
 echo "What speculative decoding gained (the target alone -> speculative, same rollout, same batches):"
-"$PY" scripts/analysis/speculative_summary.py --last 3
+"$PY" scripts/analysis/speculative_summary.py
 echo
 echo "Fewer target calls per forecast is the work saved. It turns into wall-clock time when one target call"
 echo "costs much more than a draft call: a large target (8 layers), small batches, long horizons. This target is"
-echo "tiny, so here it may not. The measured speedups are in README.md (Results), made with:"
-echo "  python scripts/benchmarks/speedup.py --target_ckpt T --draft_ckpt D <the target's flags> --draft_stochastic --quick"
+echo "tiny, so here it may not. The measured speedups are in README.md (Results), made with"
+echo "scripts/benchmarks/speedup.py (its command is there; its quick mode takes a few minutes)."

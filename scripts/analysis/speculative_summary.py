@@ -1,9 +1,10 @@
 """What the last speculative runs gained, from result_inference_summary.txt (the quickstart's last lines).
 
-    python scripts/analysis/speculative_summary.py [--file result_inference_summary.txt] [--last 2]
+    python scripts/analysis/speculative_summary.py [--file result_inference_summary.txt] [--last 3]
 
 One line per `--spec_compare_baseline` record: target calls per forecast (target-only vs
-speculative), acceptance, MSE of both and the wall-clock ratio, in the record's rollout."""
+speculative), acceptance, MSE of both (the baseline samples too with --target_sample) and the
+wall-clock ratio, in the record's rollout."""
 import argparse
 import os
 import sys
@@ -24,7 +25,7 @@ def describe(record):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--file", default=SUMMARY_FILE)
-    parser.add_argument("--last", type=int, default=2, help="how many of the last compared records")
+    parser.add_argument("--last", type=int, default=3, help="how many of the last compared records")
     args = parser.parse_args(argv)
     compared = [r for r in parse_summary(args.file) if r.get("mode") == "speculative" and "speedup" in r]
     for record in compared[-args.last:]:
