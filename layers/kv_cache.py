@@ -27,10 +27,6 @@ class KVCache:
         self.norm_stats = None    # (mean, std), each [B, 1, C], or None without instance norm
         self.window = window
 
-    @property
-    def batch_size(self):
-        return None if self.lengths is None else len(self.lengths)
-
     def start_times(self, batch, device):
         """Time index of the first new token of each sample: [B] (zeros for an empty cache)."""
         if self.lengths is None:

@@ -73,21 +73,23 @@ class SpeculativeDecoder:
                 out[active[done]] = rollout.emitted(done, n_patches)
                 rollout.retain(~done)
                 active = active[~done]
-                generators = [g for g, d in zip(generators, done.tolist()) if not d]
-                ids = [i for i, d in zip(ids, done.tolist()) if not d]
+                keep = (~done).tolist()
+                generators = [g for g, kept in zip(generators, keep) if kept]
+                ids = [i for i, kept in zip(ids, keep) if kept]
             round_i += 1
         return out[:, :horizon]
 
     def _round(self, rollout, k_eff, generators, ids, round_i, batch_idx):
         proposals = self.proposer.propose(rollout, k_eff, generators)
         mu_p = rollout.verify(k_eff)
+        k_eff_cpu = k_eff.cpu()
         with self.tracer.timed("accept_cpu"):
-            log_ratio, log_u, accepted = self._test(proposals, mu_p, k_eff, generators)
+            log_ratio, log_u, accepted = self._test(proposals, mu_p, k_eff_cpu, generators)
             n_accepted = accepted.long().cumprod(1).sum(1)
-        final = self._final_patches(mu_p, proposals, n_accepted, k_eff.cpu(), generators)
+        final = self._final_patches(mu_p, proposals, n_accepted, k_eff_cpu, generators)
         with self.tracer.timed("accept_cpu"):
             rollout.commit(final, n_accepted.to(k_eff.device))
-            self._count(k_eff.cpu(), n_accepted)
+            self._count(k_eff_cpu, n_accepted)
         if self.round_records is not None:
             self.round_records.append(RoundRecord(batch_idx, round_i, ids, k_eff, proposals, mu_p, final,
                                                   log_ratio, log_u, accepted, n_accepted))
