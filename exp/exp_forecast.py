@@ -9,7 +9,7 @@ from torch import nn
 from tqdm import tqdm
 
 from data_provider.data_factory import get_dataset, get_loader
-from models import build_model
+from models import build_model, n_parameters
 from speculative import TargetOnlyDecoder
 from utils.checkpoint import load_checkpoint, save_checkpoint, write_manifest
 from utils.component_timer import ComponentTimer
@@ -49,7 +49,7 @@ class ExpForecast:
         args = self.args
         model = build_model(args.model, args)
         if self.dist.is_main:
-            print(f"model {args.model}: {sum(p.numel() for p in model.parameters()):,} parameters")
+            print(f"model {args.model}: {n_parameters(model):,} parameters")
         if args.adaptation:
             load_checkpoint(model, args.pretrain_model_path, map_head=getattr(model, "stochastic", False))
         model.to(self.device)

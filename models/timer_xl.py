@@ -46,6 +46,7 @@ class Dims:
 
 class TimerXL(nn.Module):
     patches_per_call = 1  # one next-patch prediction per input token
+    head_dim_multiple = 4  # RoPE rotates whole pairs of half the head
     stochastic = False
 
     @staticmethod

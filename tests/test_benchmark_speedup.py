@@ -48,3 +48,26 @@ def test_quick_benchmark_rows_and_ratios(tmp_path, draft):
         assert float(at['target_cached']['mse_vs_target']) == 0.0
         assert float(at['spec_cached_s0.7_k3']['target_calls_per_forecast']) <= 8 == float(at['target_cached']['target_calls_per_forecast'])
     assert (tmp_path / 'out' / 'speedup.png').stat().st_size > 0
+
+
+import step_costs  # noqa: E402
+from speculative.speed_model import StepCosts  # noqa: E402
+
+
+@pytest.mark.parametrize('draft, speedup_k2', [({}, '1.00'), (TTM, '1.20')], ids=['autoregressive', 'one_call'])
+def test_step_costs_table_for_fixed_costs(monkeypatch, draft, speedup_k2):
+    """With c = 0.5 and v(1), v(2) = 1.5, 2 (stubbed timings): S(a=1) = 2 / (0.5 + 1.5) = 1 at K = 1;
+    at K = 2, 3 / (2*0.5 + 2) = 1 for an autoregressive draft, 3 / (0.5 + 2) = 1.2 for a one-call draft."""
+    seen = []
+
+    def fixed_costs(rollout, k_max, device):
+        seen.append((type(rollout).__name__, len(rollout.length), k_max))
+        return StepCosts(0.5, [1.0, 1.5, 2.0], rollout.one_call_draft)
+
+    monkeypatch.setattr(step_costs, 'measure_step_costs', fixed_costs)
+    bench, args = step_costs.parse(cli_args(dict(**MODEL, **draft, n_vars=2)) + ['--batch_sizes', '1', '3', '--ks', '1', '2'])
+    target, draft_model = build_model(args.model, args).eval(), build_model(args.spec_draft_model, args).eval()
+    rows = list(step_costs.cost_rows(target, draft_model, args, bench, 'cpu'))
+    assert seen == [('SlidingRollout', 1, 2), ('CachedRollout', 1, 2), ('SlidingRollout', 3, 2), ('CachedRollout', 3, 2)]
+    assert all(row[2:] == ['0.500', '1.50', '2.00', '1.00', speedup_k2] for row in rows)
+    assert [row[:2] for row in rows] == [['sliding', '1'], ['cached', '1'], ['sliding', '3'], ['cached', '3']]

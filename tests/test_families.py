@@ -4,6 +4,7 @@ one-call drafts in the engine, and OpenLTM's flattened RoPE position for Timer-X
 Models are tiny; the ETTh1 tests use two-token windows (P = 96, L = 192) and a handful of batches.
 """
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -233,7 +234,11 @@ BASE = dict(task_name='forecast', is_training=1, model_id='t', model='timer_xl',
     (dict(rollout='cached', rope_position='flat'), ['--rollout cached', '--rope_position flat']),
     (dict(model='ttm', output_token_len=384, ttm_patches=4), ['--nonautoregressive']),
     (dict(model='ttm', nonautoregressive=True, ttm_patches=3), ['--output_token_len', '288', 'got 96']),
-    (dict(model='timer', draft_stochastic=True), ['--draft_stochastic', 'timer_xl_draft or ttm']),
+    (dict(model='timer', draft_stochastic=True), ['--draft_stochastic', 'timer_xl_draft/ttm']),
+    (dict(is_training=0, use_speculative=True, spec_draft_model='timer_draft', spec_draft_ckpt='d.pth',
+          draft_stochastic=True), ['--draft_stochastic does nothing', 'timer_xl_draft/ttm']),
+    (dict(is_training=0, use_speculative=True, spec_draft_model='ttm', spec_draft_ckpt='d.pth',
+          draft_scale_d_model=0.5), ['--draft_scale_d_model 0.5 does nothing', 'timer_draft/timer_xl_draft']),
     (dict(model='ttm', nonautoregressive=True, output_token_len=384, hidden_dim=30, AP_levels=2),
      ['ttm', '--hidden_dim 30']),
 ])
@@ -448,3 +453,64 @@ def test_ttm_serves_as_spec_draft_model_from_the_targets_flags(checkpoints, tmp_
     assert record['draft_calls'] == 32 and record['target_calls'] == 32
     with pytest.raises(UsageError, match='--spec_k 3 exceeds'):
         validate(parse_flags(cli_args({**flags, 'spec_k': 3})))
+
+
+# ---- a new family is one file ------------------------------------------------------------------------------
+
+NEW_FAMILY = '''
+from models.timer import Timer
+from models.timer_xl import Dims
+
+
+class WideTimer(Timer):
+    """Timer with twice the flags' feed-forward width: a family that no other file knows of."""
+
+    @staticmethod
+    def setting_sizes(configs):
+        return "wide_" + Dims.of(configs).tag()
+
+    def __init__(self, configs):
+        dims = Dims.of(configs)
+        super().__init__(configs, Dims(dims.d_model, dims.n_heads, 2 * dims.d_ff, dims.e_layers))
+
+
+Model = WideTimer
+'''
+
+
+@pytest.fixture
+def new_family(tmp_path, monkeypatch):
+    """models/wide_timer.py, dropped into the models package (from a folder of its own)."""
+    import models
+    folder = tmp_path / 'more_models'
+    folder.mkdir()
+    (folder / 'wide_timer.py').write_text(NEW_FAMILY)
+    monkeypatch.setattr(models, '__path__', [*models.__path__, str(folder)])
+    monkeypatch.delitem(sys.modules, 'models.wide_timer', raising=False)
+    models.families.cache_clear()
+    yield 'wide_timer'
+    models.families.cache_clear()
+
+
+def test_a_new_family_is_one_file(new_family, checkpoints, tmp_path, monkeypatch):
+    """Registry, validation, setting name, checkpoint checks, component timer and the engine take
+    models/wide_timer.py as it is: it serves as a draft in both rollouts, and its checkpoint where a
+    target is expected is named for what it holds."""
+    monkeypatch.chdir(tmp_path)
+    args = make_args(**{**BASE, **ETTH1, **TARGET, 'model': new_family})
+    draft = build_model(new_family, args)
+    assert draft.blocks.attn_layers[0].conv1.out_channels == 2 * TARGET['d_ff']
+    assert '_wide_el1_dm32_dff32_nh2_' in make_setting(args, 0)
+    save_checkpoint(draft, str(tmp_path / 'wide.pth'))
+    spec = {**BASE, **ETTH1, **TARGET, 'is_training': 0, 'checkpoints': checkpoints / 'checkpoints',
+            'test_dir': 'tgt', 'test_pred_len': 288, 'test_max_batches': 1, 'use_speculative': True,
+            'spec_draft_model': new_family, 'spec_draft_ckpt': tmp_path / 'wide.pth', 'spec_k': 2,
+            'spec_sigma': 1e6, 'trace_inference_breakdown': True}
+    for rollout in ('sliding', 'cached'):
+        run.main(cli_args({**spec, 'rollout': rollout}))
+    records = parse_summary(tmp_path / SUMMARY_FILE)
+    assert [r['accepted'] for r in records] == [32, 32]  # sigma 1e6: every proposal of 16 windows x 2
+    with pytest.raises(UsageError, match=f'holds a {new_family} model, but these flags need a timer_xl model'):
+        validate(parse_flags(cli_args({**spec, 'use_speculative': False, 'spec_draft_model': 'timer_xl_draft',
+                                       'spec_draft_ckpt': None, 'spec_k': None, 'spec_sigma': None,
+                                       'test_dir': '.', 'checkpoints': tmp_path, 'test_file_name': 'wide.pth'})))

@@ -28,8 +28,14 @@ def script_flags(path):
     return set(re.findall(r'(?<![\w-])--(\w+)', '\n'.join(code))) - NOT_RUN_PY
 
 
+def speedup_flags():
+    sys.path.insert(0, str(REPO_ROOT / 'scripts' / 'benchmarks'))
+    from speedup import bench_parser
+    return {option.lstrip('-') for action in bench_parser()._actions for option in action.option_strings}
+
+
 def test_every_script_parses_and_uses_only_run_py_flags():
-    known = run_py_flags()
+    known = run_py_flags() | speedup_flags()
     assert len(SCRIPTS) >= 37
     for path in SCRIPTS:
         done = subprocess.run(['bash', '-n', str(path)], capture_output=True, text=True)
@@ -189,3 +195,55 @@ def test_8_layer_scripts_build_the_published_sizes(script, start, model, expecte
     assert args.model == model
     with torch.device('meta'):
         assert sum(p.numel() for p in build_model(model, args).parameters()) == expected
+
+
+SPEC_TESTS = 'scripts/supervised/rolling_forecast/spec_decoding_tests/'
+DRAFT_IDS = {'timer_xl_draft': 'ETTh1_draft_distill_stochastic_from_target_ETTh1',
+             'timer_draft': 'ETTh1_timer_draft_distill_from_target_ETTh1',
+             'ttm': 'ETTh1_ttm_draft_distill_stochastic_from_target_ETTh1'}
+
+
+def one_real_setting(repo, runs, model_id):
+    """The flag lists that name model_id's checkpoint folder (its training call and every settings query)
+    give one real setting string; returns the training call's flags."""
+    from utils.flags import parse_flags
+    from utils.setting import make_setting
+    calls = [line.split() for line in repo.log.read_text().splitlines()]
+    queries = [c[2:] for c in calls if c[:2] == ['-m', 'utils.setting'] and flag(c, '--model_id') == model_id]
+    (_, trained), = [(l, f) for l, f in runs if flag(f, '--model_id') == model_id]
+    assert len(queries) >= 2
+    assert len({make_setting(parse_flags(flags), 0) for flags in queries + [trained]}) == 1
+    return trained
+
+
+@pytest.mark.parametrize('script, family', [
+    ('test_etth1_timer_vs_spec_025x_stochastic.sh', 'timer_xl_draft'),
+    ('test_etth1_timer_xl_vs_ttm_spec.sh', 'ttm'),
+    ('test_etth1_timer_xl_vs_timer_draft_spec.sh', 'timer_draft'),
+])
+def test_spec_script_reads_the_checkpoint_its_distillation_script_writes(tmp_path, script, family):
+    from utils.flags import parse_flags
+    repo = FakeRepo(tmp_path)
+    _, runs = repo.run(SPEC_TESTS + script)
+    trained = one_real_setting(repo, runs, DRAFT_IDS[family])
+    speculative = runs[-1][1]
+    assert flag(speculative, '--spec_draft_ckpt') == f'checkpoints/{DRAFT_IDS[family]}/checkpoint.pth'
+    assert parse_flags(speculative).spec_draft_model == flag(trained, '--model') == family
+
+
+@pytest.mark.parametrize('script, target_id, e_layers', [('draft_families_etth1.sh', 'ETTh1', '1'),
+                                                           ('draft_families_etth1_8l.sh', 'ETTh1_8l', '8')])
+def test_family_benchmark_times_each_distilled_draft(tmp_path, script, target_id, e_layers):
+    repo = FakeRepo(tmp_path)
+    _, runs = repo.run(f'scripts/benchmarks/{script}', BENCH_ARGS='--quick')
+    calls = [line.split() for line in repo.log.read_text().splitlines()]
+    benches = [c[1:] for c in calls if c[0] == 'scripts/benchmarks/speedup.py']
+    assert [flag(b, '--spec_draft_model') for b in benches] == list(DRAFT_IDS)
+    for bench, (family, model_id) in zip(benches, DRAFT_IDS.items()):
+        model_id = model_id.replace('ETTh1', target_id)
+        trained = one_real_setting(repo, runs, model_id)
+        assert flag(trained, '--distill_target_ckpt') == f'checkpoints/{target_id}/checkpoint.pth'
+        assert flag(trained, '--e_layers') == flag(bench, '--e_layers') == e_layers
+        assert flag(bench, '--draft_ckpt') == f'checkpoints/{model_id}/checkpoint.pth'
+        assert flag(bench, '--target_ckpt') == f'checkpoints/{target_id}/checkpoint.pth'
+        assert ('--draft_stochastic' in bench) == (family != 'timer_draft') and bench[-1] == '--quick'

@@ -4,6 +4,8 @@ run.py, utils/setting.py and the analysis scripts read flags through here; utils
 import argparse
 import functools
 
+from models import families
+
 
 class OneLineErrorParser(argparse.ArgumentParser):
     """argparse, but a bad command line is one line on stderr (exit status 2), not the usage block."""
@@ -19,7 +21,7 @@ def build_parser():
     a("--task_name", type=str, required=True, default="forecast", help="forecast or pretrain")
     a("--is_training", type=int, required=True, default=1, help="1 = train + test, 0 = test a checkpoint")
     a("--model_id", type=str, required=True, default="test")
-    a("--model", type=str, required=True, default="timer_xl", help="timer_xl, timer_xl_draft, timer, timer_draft, ttm")
+    a("--model", type=str, required=True, default="timer_xl", help=", ".join(families()))
     a("--seed", type=int, default=2021)
     # data
     a("--data", type=str, required=True, default="ETTh1", help="dataset class key")

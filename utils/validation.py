@@ -15,14 +15,12 @@ import torch
 from data_provider.data_factory import DATA_DICT, reads_a_folder
 from data_provider.readers import READERS, DataFileError, read_series
 from data_provider.splits import count_windows, file_stem, split_borders
-from models import MODEL_MODULES, build_model, model_class
+from models import build_model, families, family_trait
 from utils.checkpoint import (MANIFEST_FILE, CheckpointMismatch, map_head_to_mean, mismatch_report, read_manifest,
                               read_state_dict)
 from utils.flags import changes_the_model_or_data, flag_default
 from utils.setting import make_setting
 
-DRAFT = "timer_xl_draft"
-ROPE_FAMILY = ("timer_xl", DRAFT)  # rotary embeddings rotate pairs of half a head: head dim % 4 == 0
 TARGET_COLUMN = "OT"
 
 
@@ -42,12 +40,10 @@ def validate(args):
 
 # ---------------------------------------------------------------- single values
 
+MODEL_FLAGS = ("model", "distill_target_model", "spec_draft_model")
 CHOICES = {
     "task_name": ("forecast", "pretrain"),
     "is_training": (0, 1),
-    "model": tuple(MODEL_MODULES),
-    "distill_target_model": tuple(MODEL_MODULES),
-    "spec_draft_model": tuple(MODEL_MODULES),
     "data": tuple(DATA_DICT),
     "spec_accept_mode": ("tolerance", "lossless"),
     "rollout": ("sliding", "cached"),
@@ -63,7 +59,7 @@ ABOVE_ZERO = ("learning_rate", "spec_sigma", "draft_scale_d_model", "draft_scale
 
 
 def check_values(args):
-    for name, valid in CHOICES.items():
+    for name, valid in [*CHOICES.items(), *((flag, families()) for flag in MODEL_FLAGS)]:
         value = getattr(args, name)
         if value not in valid:
             raise UsageError(f"--{name} {value!r} is not one of: {', '.join(map(str, valid))}")
@@ -89,9 +85,9 @@ def check_values(args):
 
 def unscaled_models(args):
     """(flag prefix, model key) of every model built with the sizes as given (drafts scale them and always fit)."""
-    if args.model != DRAFT:
+    if not family_trait(args.model, "scaled_by_draft_flags"):
         yield "", args.model
-    if args.use_speculative and args.spec_draft_model != DRAFT:
+    if args.use_speculative and not family_trait(args.spec_draft_model, "scaled_by_draft_flags"):
         yield "", args.spec_draft_model
     if args.distill:
         yield "distill_target_", args.distill_target_model
@@ -101,21 +97,27 @@ def check_heads(prefix, model, args):
     d_model, n_heads = getattr(args, f"{prefix}d_model"), getattr(args, f"{prefix}n_heads")
     if d_model % n_heads:
         raise UsageError(f"--{prefix}d_model {d_model} is not divisible by --{prefix}n_heads {n_heads}")
-    if model in ROPE_FAMILY and (d_model // n_heads) % 4:
-        raise UsageError(f"--{prefix}d_model / --{prefix}n_heads = {d_model // n_heads} must be a multiple of 4 "
-                         f"for {model} (rotary embeddings)")
+    multiple = family_trait(model, "head_dim_multiple") or 1
+    if (d_model // n_heads) % multiple:
+        raise UsageError(f"--{prefix}d_model / --{prefix}n_heads = {d_model // n_heads} must be a multiple of "
+                         f"{multiple} for {model}")
 
 
 # ---------------------------------------------------------------- combinations
 
-def uses_a_draft(args):
-    """A family scaled by --draft_scale_* (timer_xl_draft, timer_draft), or a speculative run."""
-    return getattr(model_class(args.model), "scaled_by_draft_flags", False) or args.use_speculative
+def model_or_draft_has(trait):
+    """args -> whether --model, or the --spec_draft_model of a speculative run, declares the trait."""
+    return lambda args: family_trait(args.model, trait) or (args.use_speculative and
+                                                           family_trait(args.spec_draft_model, trait))
 
 
-def may_be_stochastic(args):
-    """A family with a log-variance head (timer_xl_draft, ttm), or a speculative run."""
-    return getattr(model_class(args.model), "can_be_stochastic", False) or args.use_speculative
+def families_with(trait):
+    keys = "/".join(key for key in families() if family_trait(key, trait))
+    return f"--model {keys} (or --use_speculative with such a --spec_draft_model)"
+
+
+uses_a_draft = model_or_draft_has("scaled_by_draft_flags")
+may_be_stochastic = model_or_draft_has("can_be_stochastic")
 
 
 @dataclass(frozen=True)
@@ -136,8 +138,8 @@ NEEDS = (
     Needs(("draft_nll_var_reg",), lambda a: a.draft_stochastic, "--draft_stochastic"),
     Needs(("pretrain_model_path",), lambda a: a.adaptation, "--adaptation"),
     Needs(("draft_scale_d_model", "draft_scale_n_heads", "draft_scale_d_ff", "draft_scale_e_layers"), uses_a_draft,
-          f"--model {DRAFT} or timer_draft, or --use_speculative"),
-    Needs(("draft_stochastic",), may_be_stochastic, f"--model {DRAFT} or ttm, or --use_speculative"),
+          families_with("scaled_by_draft_flags")),
+    Needs(("draft_stochastic",), may_be_stochastic, families_with("can_be_stochastic")),
     Needs(("test_dir", "test_file_name", "target_sample"), lambda a: not a.is_training, "--is_training 0"),
     Needs(("overwrite_checkpoint",), lambda a: a.is_training, "--is_training 1"),
     Needs(("tmax",), lambda a: a.cosine, "--cosine"),
@@ -197,7 +199,7 @@ def check_model_combinations(args):
     if args.rollout == "cached" and args.rope_position == "flat":
         raise UsageError("--rollout cached cannot be used with --rope_position flat (OpenLTM's position c*N + n "
                          "shifts every variable c >= 1 as the context grows); use --rollout sliding")
-    if getattr(model_class(args.model), "one_call_forecaster", False) and args.is_training:
+    if family_trait(args.model, "one_call_forecaster") and args.is_training:
         if not args.nonautoregressive:
             raise UsageError(f"--model {args.model} trains on the points after each window: add --nonautoregressive")
         if args.output_token_len != args.ttm_patches * args.input_token_len:
@@ -301,7 +303,8 @@ def draft_sizes(args):
 
 
 def checkpoint_sources(args):
-    model_flags = f"--model {args.model} {draft_sizes(args) if args.model == DRAFT else sizes(args)}"
+    scaled = family_trait(args.model, "scaled_by_draft_flags")
+    model_flags = f"--model {args.model} {draft_sizes(args) if scaled else sizes(args)}"
     if not args.is_training:
         yield CheckpointSource("--test_dir/--test_file_name", os.path.join(args.checkpoints, args.test_dir,
                                                                            args.test_file_name), args.model, args,
@@ -354,17 +357,15 @@ def shapes_only_model(key, model_args):
 
 
 def describe(key, stochastic):
-    if key == DRAFT:
-        return f"a {'stochastic ' if stochastic else ''}draft ({DRAFT}{' --draft_stochastic' if stochastic else ''})"
-    return f"a {key} model"
+    return f"a stochastic {key} model ({key} --draft_stochastic)" if stochastic else f"a {key} model"
 
 
 def identify(state, model_args):
     """What a checkpoint that does not fit the flags holds instead: (model key, stochastic) of the model built from
     the same flags whose names and shapes it matches exactly, or None."""
     shapes = {k: tuple(v.shape) for k, v in state.items()}
-    for key in MODEL_MODULES:
-        for stochastic in (False, True) if key == DRAFT else (False,):
+    for key in families():
+        for stochastic in (False, True) if family_trait(key, "can_be_stochastic") else (False,):
             candidate = copy.copy(model_args)
             candidate.draft_stochastic = stochastic
             try:

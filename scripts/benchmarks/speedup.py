@@ -34,7 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from data_provider.data_factory import get_dataset, get_loader  # noqa: E402
-from models import build_model  # noqa: E402
+from models import build_model, n_parameters  # noqa: E402
 from utils.flags import build_parser, fill_defaults  # noqa: E402
 from speculative import ROLLOUTS, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
@@ -46,7 +46,8 @@ COLUMNS = ["batch_size", "horizon", "candidate", "rollout", "sigma", "k", "per_b
 QUICK = dict(batch_sizes=[1, 8], horizons=[720], ks=[1, 3], n_batches=2)
 
 
-def parse(argv=None):
+def bench_parser():
+    """The benchmark's own flags; every other flag is run.py's."""
     own = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=False)
     own.add_argument("--target_ckpt", required=True)
     own.add_argument("--draft_ckpt", required=True)
@@ -58,7 +59,11 @@ def parse(argv=None):
     own.add_argument("--quick", action="store_true", help="a small grid that finishes in minutes on a CPU")
     own.add_argument("--device", default="cpu")
     own.add_argument("--out_dir", default="benchmark_results")
-    bench, rest = own.parse_known_args(argv)
+    return own
+
+
+def parse(argv=None):
+    bench, rest = bench_parser().parse_known_args(argv)
     if bench.quick:
         vars(bench).update(QUICK)
     required = ["--task_name", "forecast", "--is_training", "0", "--model_id", "bench",
@@ -207,6 +212,8 @@ def main(argv=None):
     device = torch.device(bench.device)
     torch.manual_seed(args.seed)
     target, draft = load_models(bench, args, device)
+    print(f"target {args.model}: {n_parameters(target):,} parameters; draft {args.spec_draft_model}: "
+          f"{n_parameters(draft):,} parameters ({n_parameters(draft) / n_parameters(target):.1%})")
     grid = [(b, h) for b in bench.batch_sizes for h in bench.horizons]
     rows = []
     for batch_size, horizon in tqdm(grid, desc="speedup grid"):

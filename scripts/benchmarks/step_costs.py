@@ -1,0 +1,74 @@
+"""Step costs of a target/draft pair before training anything: the speed model's c and v(K), per rollout
+and batch size, of models built from the flags with random weights.
+
+    python scripts/benchmarks/step_costs.py <run.py flags of the target and the draft: --d_model ... \
+        --spec_draft_model ttm --ttm_patches 4 ...> [--batch_sizes 1 32] [--ks 1 2 3 4] [--n_vars 7] [--device cuda]
+
+A call's cost depends on the shapes, not on the weights, so c (one draft call: a step, or a one-call
+draft's whole block, over one target step) and v(K) (the verify call with K proposals over one target
+step) can be compared across draft families and target sizes without checkpoints. Acceptance does
+depend on the weights: for speedups use speedup.py with trained checkpoints. The windows are random
+[B, --seq_len, --n_vars] series; each cost is the median of 5 synchronised calls after an untimed
+one, measured at the start of a horizon-720 forecast (speculative/speed_model.py). `S(a=1)` is the
+speed model's speedup at full acceptance, (K+1) / (K c + v(K)) (one-call draft: (K+1) / (c + v(K))):
+the most this pair can gain at that K.
+"""
+import argparse
+import math
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from models import build_model, n_parameters  # noqa: E402
+from speculative import ROLLOUTS  # noqa: E402
+from speculative.rollout import make_rollout  # noqa: E402
+from speculative.speed_model import measure_step_costs  # noqa: E402
+from speculative.tracer import SectionTimer  # noqa: E402
+from utils.flags import build_parser, fill_defaults  # noqa: E402
+
+HORIZON = 720
+
+
+def parse(argv=None):
+    own = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=False)
+    own.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 32])
+    own.add_argument("--ks", type=int, nargs="+", default=[1, 2, 3, 4])
+    own.add_argument("--device", default="cpu")
+    bench, rest = own.parse_known_args(argv)
+    required = ["--task_name", "forecast", "--is_training", "0", "--model_id", "costs",
+                "--data", "MultivariateDatasetBenchmark", "--model", "timer_xl"]
+    return bench, fill_defaults(build_parser().parse_args(required + rest))
+
+
+@torch.no_grad()
+def cost_rows(target, draft, args, bench, device):
+    k_max = max(bench.ks)
+    for batch_size in bench.batch_sizes:
+        x = torch.randn(batch_size, args.seq_len, args.n_vars, generator=torch.Generator().manual_seed(args.seed))
+        for rollout in ROLLOUTS:
+            state = make_rollout(rollout, target, draft, x.to(device), math.ceil(HORIZON / target.output_len),
+                                 k_max, SectionTimer(device, False))
+            costs = measure_step_costs(state, k_max, device)
+            cells = [f"{costs.c:.3f}"] + [f"{costs.v(k):.2f}" for k in bench.ks]
+            cells += [f"{costs.speedup(1.0, k):.2f}" for k in bench.ks]
+            yield [rollout, str(batch_size), *cells]
+
+
+def main(argv=None):
+    bench, args = parse(argv)
+    device = torch.device(bench.device)
+    torch.manual_seed(args.seed)
+    target = build_model(args.model, args).to(device).eval()
+    draft = build_model(args.spec_draft_model, args).to(device).eval()
+    print(f"target {args.model}: {n_parameters(target):,} parameters; draft {args.spec_draft_model}: "
+          f"{n_parameters(draft):,} parameters; {args.n_vars} variables, context {args.seq_len}, {bench.device}")
+    head = ["rollout", "batch", "c"] + [f"v({k})" for k in bench.ks] + [f"S(a=1, K={k})" for k in bench.ks]
+    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    for row in cost_rows(target, draft, args, bench, device):
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
