@@ -5,7 +5,8 @@ A family's Model declares patch_len, output_len, patches_per_call, stochastic, n
 and `setting_sizes(configs)`, the sizes part of its setting string (utils/setting.py). Optional class
 attributes: scaled_by_draft_flags (sizes are the --draft_scale_* scaled ones), can_be_stochastic
 (--draft_stochastic adds a log-variance head), one_call_forecaster (trains on the K*P points after each
-window), head_dim_multiple (d_model / n_heads must be a multiple of it)."""
+window), head_dim_multiple (d_model / n_heads must be a multiple of it), own_flags (run.py flags that only
+this family reads: refused when no model of the family is built)."""
 import functools
 import importlib
 import pkgutil

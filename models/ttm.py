@@ -80,6 +80,7 @@ class TTM(nn.Module):
     n_layers = 0  # no attention layers: nothing to cache
     can_be_stochastic = True
     one_call_forecaster = True  # its output is the K*P points after the window (its teacher's: one patch per token)
+    own_flags = ("n_vars", "factor", "mode", "AP_levels", "d_mode", "layers", "hidden_dim", "ttm_patches")
 
     @staticmethod
     def setting_sizes(configs):

@@ -230,6 +230,7 @@ CASES = [
     Case('combinations', '--pretrain_model_path without --adaptation', dict(pretrain_model_path='p.pth'),
          ('--pretrain_model_path', '--adaptation')),
     Case('combinations', '--ddp and --dp', dict(ddp=True, dp=True), ('--ddp', '--dp')),
+    Case('combinations', 'a TTM flag without a TTM', dict(hidden_dim=30), ('--hidden_dim 30', 'ttm')),
     Case('combinations', 'unknown --model', dict(model='timer_xxl'), ("--model 'timer_xxl'",
                                                                      'timer, timer_draft, timer_xl, timer_xl_draft, ttm')),
     Case('combinations', 'unknown --data', dict(data='ETTh1'), ("--data 'ETTh1'", 'MultivariateDatasetBenchmark')),

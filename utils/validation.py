@@ -163,8 +163,24 @@ def as_given(args, name):
     return f"--{name}" if isinstance(value, bool) else f"--{name} {value}"
 
 
+def builds(args, key):
+    """The run builds a model of family key: the forecaster, the speculative draft or the teacher."""
+    return key in (args.model, args.use_speculative and args.spec_draft_model, args.distill and args.distill_target_model)
+
+
+def family_flag_rules():
+    """A flag that families declare as their own (own_flags) does something only when one of them is built."""
+    owners = {}
+    for key in families():
+        for name in family_trait(key, "own_flags") or ():
+            owners.setdefault(name, []).append(key)
+    return [Needs((name,), lambda args, keys=tuple(keys): any(builds(args, key) for key in keys),
+                  " or ".join(f"--model/--spec_draft_model/--distill_target_model {key}" for key in keys))
+            for name, keys in owners.items()]
+
+
 def check_combinations(args):
-    for rule in NEEDS:
+    for rule in NEEDS + tuple(family_flag_rules()):
         for name in rule.flags:
             if is_set(args, name) and not rule.holds(args):
                 raise UsageError(f"{as_given(args, name)} does nothing without {rule.what}")
