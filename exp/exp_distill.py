@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from exp.exp_forecast import ExpForecast
-from models import build_model, model_class
+from models import build_model, family_trait
+from models.output import is_one_call
 from speculative import TargetOnlyDecoder
 from utils.checkpoint import load_checkpoint
 from utils.losses import gaussian_nll
@@ -20,7 +21,7 @@ def teacher_args(args):
     for name in TEACHER_DIMS:
         setattr(targs, name, getattr(args, f"distill_target_{name}"))
     targs.draft_stochastic = False
-    if getattr(model_class(args.model), "one_call_forecaster", False):
+    if family_trait(args.model, "one_call_forecaster"):
         targs.output_token_len = args.input_token_len
     return targs
 
@@ -34,7 +35,7 @@ def build_teacher(args, device):
 class ExpDistill(ExpForecast):
     def __init__(self, args):
         super().__init__(args)
-        self.one_call = self.bare_model.patches_per_call > 1
+        self.one_call = is_one_call(self.bare_model)
         self.teacher = build_teacher(args, self.device)
         self.noise_generator = torch.Generator(device=self.device).manual_seed(args.seed)
 

@@ -19,6 +19,12 @@ class Forecast(NamedTuple):
     cache: Optional[object] = None
 
 
+def is_one_call(model):
+    """A model that forecasts the patches_per_call patches after its window in ONE call and takes no KV cache
+    (its class declares one_call_forecaster): a draft of one call per round, never a speculative target."""
+    return getattr(model, "one_call_forecaster", False)
+
+
 def gaussian_forecast(mean, logvar, stats, cache=None):
     """A stochastic head's Forecast (model.md 6.1): logvar clamped to [-10, 10] in normalised space,
     then mean <- mean*sigma + mu and logvar <- logvar + 2 log sigma under instance norm."""

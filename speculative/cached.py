@@ -10,7 +10,7 @@
 - Commit: both caches are cropped to the committed patches but the new pending one (correction or
   bonus), which the next round feeds first. The draft never fed its last proposal: when all were
   accepted it feeds it in the next round together with the bonus.
-A one-call draft (patches_per_call > 1) keeps no cache: it forecasts each round's proposals from the
+A one-call draft (models/output.py is_one_call) keeps no cache: it forecasts each round's proposals from the
 window of the last L committed points (Rollout.draft_block), as in `sliding`.
 Ragged rows feed different numbers of patches in one call: shorter rows are padded by repeating
 their last patch, and the cache is cropped back to each row's own end.

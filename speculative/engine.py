@@ -23,6 +23,7 @@ import math
 
 import torch
 
+from models.output import is_one_call
 from speculative.acceptance import (accept, lossless_log_ratio, sample_residual,
                                     tolerance_log_ratio)
 from speculative.counters import SpecCounters
@@ -143,9 +144,8 @@ class SpeculativeDecoder:
 
 def check_one_call(target, draft, k):
     """The target predicts one patch per token; a one-call draft forecasts at least --spec_k patches."""
-    if target.patches_per_call != 1:
-        raise ValueError(f"the target must predict one patch per token (patches_per_call 1, got "
-                         f"{target.patches_per_call}): a one-call model serves as a draft only")
-    if k > draft.patches_per_call > 1:
+    if is_one_call(target) or target.patches_per_call != 1:
+        raise ValueError("the target must predict one patch per token: a one-call model serves as a draft only")
+    if is_one_call(draft) and k > draft.patches_per_call:
         raise ValueError(f"--spec_k {k} exceeds the {draft.patches_per_call} patches the one-call draft "
                          f"forecasts per call (--ttm_patches)")

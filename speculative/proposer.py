@@ -1,6 +1,6 @@
 """The proposer: chooses K for a round and asks the draft for k_eff[a] patches per sample.
 
-An autoregressive draft makes k_eff steps (one call each); a one-call draft (patches_per_call > 1,
+An autoregressive draft makes k_eff steps (one call each); a one-call draft (is_one_call,
 e.g. TTM) makes ONE call per round that forecasts all k_eff patches, and proposal i is drawn from its
 patch i exactly as from an autoregressive step (tolerance: the means; lossless: x ~ q with its
 per-value variance), so acceptance is unchanged. draft_calls counts per-sample draft calls: k_eff

@@ -5,7 +5,7 @@ points), then the patches emitted so far (O points each), then this round's prop
 counts context + emitted points, `proposed` this round's proposals. Every rollout answers:
   draft_next(sub)   the draft's Forecast [A', O, C] of the patch after the sequence so far
                     (committed + this round's proposals), for the rows sub;
-  draft_block(sub, k)   for a one-call draft (patches_per_call > 1): its Forecast [A', k, O, C] of
+  draft_block(sub, k)   for a one-call draft (models/output.py is_one_call): its Forecast [A', k, O, C] of
                     the k patches after the committed sequence, from ONE call on the window of the
                     last L committed points (both rollouts: a one-call draft keeps no cache);
   add_proposal(sub, x)   append a proposal [A', O, C] for the rows sub;
@@ -19,7 +19,7 @@ O = P). Target-only decoding is verify(0) then commit, patch after patch.
 """
 import torch
 
-from models.output import Forecast
+from models.output import Forecast, is_one_call
 
 ROLLOUTS = ("sliding", "cached")
 
@@ -37,7 +37,7 @@ class Rollout:
 
     @property
     def one_call_draft(self):
-        return self.draft is not None and self.draft.patches_per_call > 1
+        return self.draft is not None and is_one_call(self.draft)
 
     @property
     def n_emitted(self):

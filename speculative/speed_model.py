@@ -5,7 +5,7 @@ Costs are in units of one plain target step (a target call that verifies 0 propo
   v = time of the verify call of a round / time of one target step.
 A round that proposes K patches costs K·c + v and emits Σ_{i=0..K} α^i patches on average, so
 S(α, K, c, v) = (1 − α^(K+1)) / ((1 − α)(K·c + v)). K = 0 is a plain target step: S = 1.
-A one-call draft (patches_per_call > 1) proposes its K patches with ONE call: c is then the cost of
+A one-call draft (models/output.py is_one_call) proposes its K patches with ONE call: c is then the cost of
 that call, paid once per round, and a round costs c + v (K >= 1).
 """
 from dataclasses import dataclass

@@ -236,6 +236,7 @@ BASE = dict(task_name='forecast', is_training=1, model_id='t', model='timer_xl',
     (dict(model='ttm', nonautoregressive=True, ttm_patches=3), ['--output_token_len', '288', 'got 96']),
     (dict(model='timer', draft_stochastic=True), ['--draft_stochastic', 'timer_xl_draft/ttm']),
     (dict(hidden_dim=30), ['--hidden_dim 30 does nothing', 'ttm']),
+    (dict(model='ttm', is_training=0, rollout='cached'), ['--model ttm', 'keeps no KV cache', '--rollout sliding']),
     (dict(model='timer', distill=True, distill_target_ckpt='t.pth', ttm_patches=2), ['--ttm_patches 2 does nothing']),
     (dict(is_training=0, use_speculative=True, spec_draft_model='timer_draft', spec_draft_ckpt='d.pth',
           draft_stochastic=True), ['--draft_stochastic does nothing', 'timer_xl_draft/ttm']),
@@ -257,6 +258,9 @@ def test_one_call_checks():
         check_one_call(PatchMap(0), one_call, 4)
     with pytest.raises(ValueError, match='draft only'):
         check_one_call(one_call, PatchMap(0), 3)
+    check_one_call(PatchMap(0), BlockMap(PatchMap(0), 1), 1)  # one patch per call is still a one-call draft
+    with pytest.raises(ValueError, match='--spec_k 2 exceeds the 1 patches'):
+        check_one_call(PatchMap(0), BlockMap(PatchMap(0), 1), 2)
 
 
 # ---- one-call drafts in the engine (toy models of test_spec_decoding) ---------------------------------
@@ -265,6 +269,8 @@ class BlockMap(torch.nn.Module):
     """A one-call toy draft: forecasts its k patches in ONE call by rolling `model` forward on its own
     means (a stochastic model's log-variances come along), so BlockMap(PatchMap(0)) proposes exactly
     what the target PatchMap(0) would emit."""
+
+    one_call_forecaster = True
 
     def __init__(self, model, k):
         super().__init__()
@@ -361,6 +367,18 @@ def test_each_family_as_a_draft_with_tiny_sigma_is_target_only(name, rollout):
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
     assert decoder.counters.accepted == 0 < decoder.counters.attempted
     assert decoder.costs.one_call == (name == 'ttm')
+
+
+@torch.no_grad()
+@pytest.mark.parametrize('rollout', ['sliding', 'cached'])
+def test_a_one_patch_ttm_is_a_one_call_draft_in_both_rollouts(rollout):
+    """--ttm_patches 1 forecasts one patch per call from its window: it gets no KV cache in `cached` either."""
+    target, draft = tiny('timer_xl'), tiny('ttm', seed=4, **{**DRAFTS['ttm'], 'ttm_patches': 1})
+    x, horizon = torch.randn(2, 16, 3, generator=torch.Generator().manual_seed(1)), 5 * 4
+    decoder = SpeculativeDecoder(target, draft, SpecConfig(k=1, sigma=1e-6, patch_len=4, draft_stochastic=True), rollout)
+    out = decoder.generate(x, horizon, [0, 1])
+    torch.testing.assert_close(out, TargetOnlyDecoder(target, rollout).generate(x, horizon, [0, 1]), rtol=0, atol=1e-5)
+    assert decoder.costs.one_call and decoder.counters.draft_calls == decoder.counters.attempted == 2 * 4
 
 
 # ---- training on a real slice, distillation and speculative runs on ETTh1 ----------------------------------

@@ -58,6 +58,7 @@ class CallSpy(nn.Module):
         self.model, self.calls, self.windows = model, 0, 0
         self.patch_len, self.output_len = model.patch_len, model.output_len
         self.patches_per_call = model.patches_per_call
+        self.one_call_forecaster = getattr(model, 'one_call_forecaster', False)
 
     def forward(self, x, cache=None):
         self.calls += 1

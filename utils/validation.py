@@ -215,6 +215,9 @@ def check_model_combinations(args):
     if args.rollout == "cached" and args.rope_position == "flat":
         raise UsageError("--rollout cached cannot be used with --rope_position flat (OpenLTM's position c*N + n "
                          "shifts every variable c >= 1 as the context grows); use --rollout sliding")
+    if family_trait(args.model, "one_call_forecaster") and args.rollout == "cached":
+        raise UsageError(f"--model {args.model} forecasts from its window alone and keeps no KV cache: "
+                         f"test it with --rollout sliding")
     if family_trait(args.model, "one_call_forecaster") and args.is_training:
         if not args.nonautoregressive:
             raise UsageError(f"--model {args.model} trains on the points after each window: add --nonautoregressive")

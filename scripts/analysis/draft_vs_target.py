@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from data_provider.data_factory import get_dataset, get_loader  # noqa: E402
 from models import build_model  # noqa: E402
+from models.output import is_one_call  # noqa: E402
 from speculative import TargetOnlyDecoder  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
 from utils.flags import build_parser, fill_defaults  # noqa: E402
@@ -71,10 +72,10 @@ def coverage(target, draft, args, max_batches):
     inside, count, var_sum, gap_sum = 0, 0, 0.0, 0.0
     for x, _ in test_batches(args, args.output_token_len, max_batches):
         mean, logvar = draft(x)[:2]
-        if draft.patches_per_call == 1:
-            target_out = target(x).mean
-        else:
+        if is_one_call(draft):
             target_out = TargetOnlyDecoder(target).generate(x, draft.output_len, range(len(x)))
+        else:
+            target_out = target(x).mean
         std = torch.exp(0.5 * logvar)
         inside += ((target_out - mean).abs() <= Z_95 * std).sum().item()
         var_sum += std.square().sum().item()
