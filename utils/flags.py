@@ -141,6 +141,16 @@ def parse_flags(argv=None):
     return fill_defaults(build_parser().parse_args(argv))
 
 
+# What the analysis and benchmark scripts take for granted; a flag given again after them wins.
+SCRIPT_DEFAULTS = ["--task_name", "forecast", "--is_training", "0", "--model_id", "script", "--model", "timer_xl",
+                   "--data", "MultivariateDatasetBenchmark"]
+
+
+def parse_script_flags(argv):
+    """run.py flags for a script that builds models from them (the target's and the draft's sizes, the data)."""
+    return parse_flags(SCRIPT_DEFAULTS + list(argv))
+
+
 # Flags that change neither the trained weights nor the data they are fit on (test-time, device and logging
 # flags). Retraining a checkpoint folder with other values of these is the same experiment;
 # any other difference from the folder's manifest needs --overwrite_checkpoint.

@@ -25,7 +25,7 @@ from models import build_model  # noqa: E402
 from models.output import is_one_call  # noqa: E402
 from speculative import TargetOnlyDecoder  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
-from utils.flags import build_parser, fill_defaults  # noqa: E402
+from utils.flags import parse_script_flags  # noqa: E402
 
 Z_95 = 1.959964
 
@@ -37,8 +37,7 @@ def parse():
     extra.add_argument("--horizons", type=int, nargs="+", default=[96, 720])
     extra.add_argument("--max_batches", type=int, default=None)
     own, rest = extra.parse_known_args()
-    required = ["--task_name", "forecast", "--is_training", "0", "--model_id", "eval", "--model", "timer_xl"]
-    return own, fill_defaults(build_parser().parse_args(required + rest))  # a later --model wins
+    return own, parse_script_flags(rest)
 
 
 def test_batches(args, horizon, max_batches):

@@ -35,7 +35,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from data_provider.data_factory import get_dataset, get_loader  # noqa: E402
 from models import build_model, n_parameters  # noqa: E402
-from utils.flags import build_parser, fill_defaults  # noqa: E402
+from utils.flags import parse_script_flags  # noqa: E402
 from speculative import ROLLOUTS, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
 from utils.stopwatch import timed  # noqa: E402
@@ -66,9 +66,7 @@ def parse(argv=None):
     bench, rest = bench_parser().parse_known_args(argv)
     if bench.quick:
         vars(bench).update(QUICK)
-    required = ["--task_name", "forecast", "--is_training", "0", "--model_id", "bench",
-                "--data", "MultivariateDatasetBenchmark", "--model", "timer_xl"]
-    args = fill_defaults(build_parser().parse_args(required + rest))
+    args = parse_script_flags(rest)
     bench.sigmas = bench.sigmas or [args.spec_sigma]
     return bench, args
 

@@ -26,7 +26,7 @@ from speculative import ROLLOUTS  # noqa: E402
 from speculative.rollout import make_rollout  # noqa: E402
 from speculative.speed_model import measure_step_costs  # noqa: E402
 from speculative.tracer import SectionTimer  # noqa: E402
-from utils.flags import build_parser, fill_defaults  # noqa: E402
+from utils.flags import parse_script_flags  # noqa: E402
 
 HORIZON = 720
 
@@ -37,9 +37,7 @@ def parse(argv=None):
     own.add_argument("--ks", type=int, nargs="+", default=[1, 2, 3, 4])
     own.add_argument("--device", default="cpu")
     bench, rest = own.parse_known_args(argv)
-    required = ["--task_name", "forecast", "--is_training", "0", "--model_id", "costs",
-                "--data", "MultivariateDatasetBenchmark", "--model", "timer_xl"]
-    return bench, fill_defaults(build_parser().parse_args(required + rest))
+    return bench, parse_script_flags(rest)
 
 
 @torch.no_grad()
