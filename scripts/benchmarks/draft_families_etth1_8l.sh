@@ -55,7 +55,7 @@ make_if_missing "$(checkpoint_of "${TTM_DRAFT[@]}")" $DISTILL/etth1_8l_ttm_draft
 # speedup.py takes the target's run.py flags (model and data), its own flags, then the draft's.
 BENCH=(--target_ckpt "$target_ckpt" --root_path ./dataset/ETT-small/ --data_path ETTh1.csv --seq_len 672
        --test_seq_len 672 --input_token_len 96 --output_token_len 96 --use_norm --d_model 1024 --n_heads 8 --d_ff 2048
-       --e_layers 8 --num_workers 0 --batch_sizes 1 32 --horizons 720 --ks 1 2 3 4 --sigmas 0.3 --n_batches 2)
+       --e_layers 8 --num_workers 0 --batch_sizes 1 32 --horizons 720 --ks 1 2 3 4 --sigmas 0.3 --n_batches 8)
 echo "== the 0.25x Timer-XL draft"
 "$PY" scripts/benchmarks/speedup.py "${BENCH[@]}" --draft_ckpt "$(checkpoint_of "${TIMER_XL_DRAFT[@]}")" \
   --spec_draft_model timer_xl_draft --draft_stochastic --out_dir benchmark_results/etth1_8l_timer_xl_draft "${BENCH_ARGS[@]}"
