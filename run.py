@@ -6,17 +6,14 @@ import numpy as np
 import torch
 
 from utils.flags import parse_flags
-from utils.validation import UsageError, validate
+from utils.validation import exit_on_usage_error, validate
 
 
 def parse_args(argv=None):
     """The validated flags; a mistake is one line on stderr and exit status 2."""
     args = parse_flags(argv)
-    try:
+    with exit_on_usage_error():
         validate(args)
-    except UsageError as error:
-        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)  # one line, whatever the message holds
-        sys.exit(2)
     return args
 
 

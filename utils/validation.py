@@ -7,6 +7,9 @@ import io
 import json
 import math
 import os
+import re
+import dataclasses
+import sys
 from dataclasses import dataclass
 
 import pandas as pd
@@ -26,6 +29,16 @@ TARGET_COLUMN = "OT"
 
 class UsageError(Exception):
     """A mistake in what the user asked for (not a bug): reported as one line, exit status 2."""
+
+
+@contextlib.contextmanager
+def exit_on_usage_error():
+    """A UsageError raised inside becomes one line on stderr and exit status 2."""
+    try:
+        yield
+    except UsageError as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)  # one line, whatever the message holds
+        sys.exit(2)
 
 
 def validate(args):
@@ -179,10 +192,11 @@ def family_flag_rules():
             for name, keys in owners.items()]
 
 
-def check_combinations(args):
+def check_combinations(args, used=()):
+    """used: flags a script reads itself, whatever the models built (step_costs.py's --n_vars)."""
     for rule in NEEDS + tuple(family_flag_rules()):
         for name in rule.flags:
-            if is_set(args, name) and not rule.holds(args):
+            if is_set(args, name) and not rule.holds(args) and name not in used:
                 raise UsageError(f"{as_given(args, name)} does nothing without {rule.what}")
     if args.distill and not args.distill_target_ckpt:
         raise UsageError("--distill needs --distill_target_ckpt (the teacher's checkpoint)")
@@ -322,23 +336,32 @@ def draft_sizes(args):
 
 
 def checkpoint_sources(args):
-    scaled = family_trait(args.model, "scaled_by_draft_flags")
-    model_flags = f"--model {args.model} {draft_sizes(args) if scaled else sizes(args)}"
     if not args.is_training:
-        yield CheckpointSource("--test_dir/--test_file_name", os.path.join(args.checkpoints, args.test_dir,
-                                                                           args.test_file_name), args.model, args,
-                               model_flags)
+        yield model_source("--test_dir/--test_file_name", os.path.join(args.checkpoints, args.test_dir,
+                                                                      args.test_file_name), args)
     if args.adaptation:
-        yield CheckpointSource("--pretrain_model_path", args.pretrain_model_path, args.model, args, model_flags,
-                               map_head=may_be_stochastic(args) and args.draft_stochastic)
+        yield dataclasses.replace(model_source("--pretrain_model_path", args.pretrain_model_path, args),
+                                  map_head=may_be_stochastic(args) and args.draft_stochastic)
     if args.distill:
         from exp.exp_distill import teacher_args
         yield CheckpointSource("--distill_target_ckpt", args.distill_target_ckpt, args.distill_target_model,
                                teacher_args(args),
                                f"--distill_target_model {args.distill_target_model} {sizes(args, 'distill_target_')}")
     if args.use_speculative:
-        yield CheckpointSource("--spec_draft_ckpt", args.spec_draft_ckpt, args.spec_draft_model, args,
-                               f"--spec_draft_model {args.spec_draft_model} {draft_sizes(args)}")
+        yield draft_source("--spec_draft_ckpt", args.spec_draft_ckpt, args)
+
+
+def model_source(flag, path, args):
+    """The checkpoint of --model at path, named by flag."""
+    scaled = family_trait(args.model, "scaled_by_draft_flags")
+    return CheckpointSource(flag, path, args.model, args,
+                            f"--model {args.model} {draft_sizes(args) if scaled else sizes(args)}")
+
+
+def draft_source(flag, path, args):
+    """The checkpoint of the speculative draft --spec_draft_model at path, named by flag."""
+    return CheckpointSource(flag, path, args.spec_draft_model, args,
+                            f"--spec_draft_model {args.spec_draft_model} {draft_sizes(args)}")
 
 
 def check_checkpoint(source):
@@ -426,3 +449,62 @@ def check_checkpoint_folder(folder, args):
     if differing:
         raise UsageError(f"checkpoint folder {folder} was trained with other flags ({'; '.join(differing)}): change "
                          f"--model_id or --des, or pass --overwrite_checkpoint to replace it")
+
+
+# ---------------------------------------------------------------- scripts that build the models themselves
+
+def validate_script(args, rollout, k, checkpoints=None, used=(), renamed=None):
+    """run.py's checks for a benchmark or analysis script that builds the target (--model) and the draft
+    (--spec_draft_model) from run.py flags: those of a speculative test in `rollout` (cached, the stricter, for
+    a script that runs both) with at most k proposals per round, reading checkpoints = (target path, draft
+    path), named --target_ckpt and --draft_ckpt; with checkpoints None (random weights and windows) the checks
+    of the flags alone. used: as in check_combinations. renamed: run.py flag -> the script's flag that set it,
+    for the messages."""
+    args.is_training, args.use_speculative, args.rollout, args.spec_k = 0, True, rollout, k
+    args.spec_draft_ckpt = checkpoints[1] if checkpoints else "(untrained)"  # only ever read from checkpoints
+    try:
+        check_values(args)
+        check_combinations(args, used)
+        if checkpoints is not None:
+            check_data(args)
+            check_checkpoint(model_source("--target_ckpt", checkpoints[0], args))
+            check_checkpoint(draft_source("--draft_ckpt", checkpoints[1], args))
+    except UsageError as error:
+        message = str(error)
+        for name, script_flag in (renamed or {}).items():
+            message = re.sub(rf"--{name}\b", script_flag, message)
+        raise UsageError(message) from None
+
+
+def check_not_given(args, replaced):
+    """replaced: (run.py flag, what of the script's sets it instead) pairs; such a flag given would do nothing."""
+    for name, instead in replaced:
+        if is_set(args, name):
+            raise UsageError(f"{as_given(args, name)} does nothing here: {instead}")
+
+
+def check_numbers(values, ok, valid):
+    """values: flag -> a number or a list of numbers, each of which must pass ok (described by valid); None: the
+    flag was left out."""
+    for name, value in values.items():
+        for number in value if isinstance(value, list) else [] if value is None else [value]:
+            if not (math.isfinite(number) and ok(number)):
+                raise UsageError(f"--{name} {number} must be {valid}")
+
+
+def check_device(name):
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name!r} is not a torch device (cpu, cuda, cuda:1, ...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: CUDA is not available on this machine")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UsageError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {name}: only cpu and cuda are supported")
+
+
+def check_output_folder(flag, path):
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"{flag} {path} is a file, not a folder")

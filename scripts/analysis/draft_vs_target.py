@@ -26,18 +26,28 @@ from models.output import is_one_call  # noqa: E402
 from speculative import TargetOnlyDecoder  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
 from utils.flags import parse_script_flags  # noqa: E402
+from utils.validation import check_not_given, check_numbers, exit_on_usage_error, validate_script  # noqa: E402
 
 Z_95 = 1.959964
 
 
-def parse():
+def parse(argv=None):
     extra = argparse.ArgumentParser(add_help=False)
     extra.add_argument("--target_ckpt", required=True)
     extra.add_argument("--draft_ckpt", required=True)
     extra.add_argument("--horizons", type=int, nargs="+", default=[96, 720])
     extra.add_argument("--max_batches", type=int, default=None)
-    own, rest = extra.parse_known_args()
-    return own, parse_script_flags(rest)
+    own, rest = extra.parse_known_args(argv)
+    args = parse_script_flags(rest)
+    with exit_on_usage_error():
+        check_not_given(args, (("rollout", "the rollouts compared are sliding"),
+                               ("test_pred_len", "--horizons sets it"), ("test_max_batches", "--max_batches sets it")))
+        check_numbers(dict(horizons=own.horizons, max_batches=own.max_batches), lambda v: v >= 1, ">= 1")
+        args.test_pred_len = max(own.horizons)
+        # no proposals here: K 1 asks only that the target predicts one patch per token
+        validate_script(args, "sliding", 1, (own.target_ckpt, own.draft_ckpt),
+                        renamed={"test_pred_len": "the longest --horizons"})
+    return own, args
 
 
 def test_batches(args, horizon, max_batches):
@@ -83,8 +93,8 @@ def coverage(target, draft, args, max_batches):
     return inside / count, np.sqrt(var_sum / count), np.sqrt(gap_sum / count)
 
 
-def main():
-    own, args = parse()
+def main(argv=None):
+    own, args = parse(argv)
     target = load_checkpoint(build_model(args.model, args), own.target_ckpt).eval()
     draft = load_checkpoint(build_model(args.spec_draft_model, args), own.draft_ckpt).eval()
     for horizon in own.horizons:

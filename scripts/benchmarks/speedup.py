@@ -39,11 +39,19 @@ from utils.flags import parse_script_flags  # noqa: E402
 from speculative import ROLLOUTS, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
 from utils.stopwatch import timed  # noqa: E402
+from utils.validation import (check_device, check_not_given, check_numbers, check_output_folder,  # noqa: E402
+                              exit_on_usage_error, validate_script)
 
 COLUMNS = ["batch_size", "horizon", "candidate", "rollout", "sigma", "k", "per_batch_s", "speedup_vs_sliding",
            "speedup_vs_cached", "speedup_same_rollout", "acceptance_pct", "patches_per_target_call",
            "target_calls_per_forecast", "c", "v", "predicted_speedup", "mse", "mse_vs_target"]
 QUICK = dict(batch_sizes=[1, 8], horizons=[720], ks=[1, 3], n_batches=2)
+# run.py flags that the grid sets: given to this script, they would do nothing.
+REPLACED = (("rollout", "both rollouts are timed"), ("spec_k", "--ks sets K"),
+            ("spec_adaptive", "adaptive K (up to max --ks) is always a candidate"),
+            ("spec_compare_baseline", "target-only decoding is always a candidate"),
+            ("batch_size", "--batch_sizes sets it"), ("test_pred_len", "--horizons sets it"),
+            ("test_max_batches", "--n_batches sets it"))
 
 
 def bench_parser():
@@ -67,6 +75,16 @@ def parse(argv=None):
     if bench.quick:
         vars(bench).update(QUICK)
     args = parse_script_flags(rest)
+    with exit_on_usage_error():
+        check_not_given(args, REPLACED + ((("spec_sigma", "--sigmas sets sigma"),) if bench.sigmas else ()))
+        check_numbers(dict(batch_sizes=bench.batch_sizes, horizons=bench.horizons, ks=bench.ks,
+                           n_batches=bench.n_batches), lambda v: v >= 1, ">= 1")
+        check_numbers(dict(sigmas=bench.sigmas), lambda v: v > 0, "> 0")
+        check_device(bench.device)
+        check_output_folder("--out_dir", bench.out_dir)
+        args.test_pred_len = max(bench.horizons)  # the longest forecast must fit in the test split
+        validate_script(args, "cached", max(bench.ks), (bench.target_ckpt, bench.draft_ckpt),
+                        renamed={"spec_k": "the largest --ks", "test_pred_len": "the longest --horizons"})
     bench.sigmas = bench.sigmas or [args.spec_sigma]
     return bench, args
 

@@ -27,6 +27,8 @@ from speculative.rollout import make_rollout  # noqa: E402
 from speculative.speed_model import measure_step_costs  # noqa: E402
 from speculative.tracer import SectionTimer  # noqa: E402
 from utils.flags import parse_script_flags  # noqa: E402
+from utils.validation import (check_device, check_not_given, check_numbers, exit_on_usage_error,  # noqa: E402
+                              validate_script)
 
 HORIZON = 720
 
@@ -37,7 +39,15 @@ def parse(argv=None):
     own.add_argument("--ks", type=int, nargs="+", default=[1, 2, 3, 4])
     own.add_argument("--device", default="cpu")
     bench, rest = own.parse_known_args(argv)
-    return bench, parse_script_flags(rest)
+    args = parse_script_flags(rest)
+    with exit_on_usage_error():
+        check_not_given(args, (("rollout", "both rollouts are measured"), ("spec_k", "--ks sets K"),
+                               ("batch_size", "--batch_sizes sets it")))
+        check_numbers(dict(batch_sizes=bench.batch_sizes, ks=bench.ks, n_vars=args.n_vars), lambda v: v >= 1, ">= 1")
+        check_device(bench.device)
+        validate_script(args, "cached", max(bench.ks), used=("n_vars",),  # n_vars: the windows' variables
+                        renamed={"spec_k": "the largest --ks"})
+    return bench, args
 
 
 @torch.no_grad()

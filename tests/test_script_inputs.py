@@ -1,0 +1,102 @@
+"""The benchmark and analysis scripts that build models from run.py flags (speedup.py, step_costs.py,
+draft_vs_target.py) refuse bad input as run.py does: exit status 2 and one line on stderr naming the flag,
+file or value, before any model is built or checkpoint loaded."""
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO_ROOT, cli_args, make_args
+from models import build_model
+from utils.checkpoint import save_checkpoint
+
+sys.path.insert(0, str(REPO_ROOT / 'scripts' / 'benchmarks'))
+sys.path.insert(0, str(REPO_ROOT / 'scripts' / 'analysis'))
+import draft_vs_target  # noqa: E402
+import speedup  # noqa: E402
+import step_costs  # noqa: E402
+
+ETT_ROOT = REPO_ROOT.parent / 'shared' / 'datasets' / 'ETT-small'
+MODEL = dict(d_model=32, n_heads=2, d_ff=32, e_layers=2, seq_len=192, test_seq_len=192, input_token_len=96,
+             output_token_len=96)
+DATA = dict(root_path=ETT_ROOT, data_path='ETTh1.csv', num_workers=0)
+TTM = dict(spec_draft_model='ttm', ttm_patches=2, hidden_dim=8, layers=1, mode='common_channel')
+
+
+@pytest.fixture(scope='module')
+def ckpts(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('ckpts')
+    for name in ('timer_xl', 'timer_xl_draft'):
+        torch.manual_seed(0)
+        save_checkpoint(build_model(name, make_args(model=name, **MODEL)), str(folder / f'{name}.pth'))
+    (folder / 'a_file').write_text('')
+    return folder
+
+
+def checked(ckpts, **flags):
+    """Flags that pass, with `flags` on top: the 1-layer tiny target and its draft on ETTh1."""
+    return dict(target_ckpt=ckpts / 'timer_xl.pth', draft_ckpt=ckpts / 'timer_xl_draft.pth', **MODEL, **DATA) | flags
+
+
+SPEEDUP = [
+    ('missing target', dict(target_ckpt='/no/such.pth'), ('--target_ckpt /no/such.pth', 'not found')),
+    ('target file holds the draft', dict(target_ckpt='{ckpts}/timer_xl_draft.pth'),
+     ('--target_ckpt', 'holds a timer_xl_draft model', 'need a timer_xl model')),
+    ('draft file holds the target', dict(draft_ckpt='{ckpts}/timer_xl.pth'), ('--draft_ckpt', 'holds a timer_xl model')),
+    ('stochastic draft flag, point checkpoint', dict(draft_stochastic=True), ('--draft_ckpt', 'drop --draft_stochastic')),
+    ('K 0', dict(ks='0'), ('--ks 0', '>= 1')),
+    ('sigma 0', dict(sigmas='0'), ('--sigmas 0', '> 0')),
+    ('horizon beyond the test split', dict(horizons='100000'), ('the longest --horizons 100000', 'test split')),
+    ('a run.py flag the grid sets', dict(rollout='cached'), ('--rollout cached does nothing', 'both rollouts')),
+    ('--spec_sigma next to --sigmas', dict(sigmas='0.3', spec_sigma=0.5), ('--spec_sigma 0.5 does nothing', '--sigmas')),
+    ('cached rollout of flat positions', dict(rope_position='flat'), ('--rope_position flat', 'cached')),
+    ('no such data file', dict(data_path='nope.csv'), ('--data_path nope.csv',)),
+    ('no such device', dict(device='cuda:7'), ('--device cuda:7',)),
+    ('output folder is a file', dict(out_dir='{ckpts}/a_file'), ('--out_dir', 'is a file')),
+]
+STEP_COSTS = [
+    ('K beyond the one-call draft', dict(**TTM, ks='3'), ('the largest --ks 3', '2 patches')),
+    ('a TTM flag without TTM', dict(ttm_patches=2), ('--ttm_patches 2 does nothing',)),
+    ('batch size 0', dict(batch_sizes='0'), ('--batch_sizes 0', '>= 1')),
+    ('a run.py flag the script sets', dict(spec_k=2), ('--spec_k 2 does nothing', '--ks')),
+]
+DRAFT_VS_TARGET = [
+    ('missing draft', dict(draft_ckpt='/no/such.pth'), ('--draft_ckpt /no/such.pth', 'not found')),
+    ('no batches', dict(max_batches=0), ('--max_batches 0', '>= 1')),
+    ('a run.py flag the script sets', dict(test_pred_len=192), ('--test_pred_len 192 does nothing', '--horizons')),
+]
+CASES = ([(speedup, 'speedup', *case) for case in SPEEDUP] + [(step_costs, 'step_costs', *case) for case in STEP_COSTS]
+         + [(draft_vs_target, 'draft_vs_target', *case) for case in DRAFT_VS_TARGET])
+
+
+def refuse_work(monkeypatch, script):
+    def started(*_, **__):
+        raise AssertionError('a model was built or a checkpoint loaded before the flags were checked')
+    for name in ('build_model', 'load_checkpoint'):
+        monkeypatch.setattr(script, name, started, raising=False)
+
+
+@pytest.mark.parametrize('script, flags, named', [(c[0], c[3], c[4]) for c in CASES],
+                         ids=[f'{c[1]}: {c[2]}' for c in CASES])
+def test_bad_input_is_one_line_and_exit_2(script, flags, named, ckpts, capsys, monkeypatch):
+    flags = {k: v.format(ckpts=ckpts) if isinstance(v, str) else v for k, v in flags.items()}
+    argv = cli_args(MODEL | flags if script is step_costs else checked(ckpts, **flags))
+    refuse_work(monkeypatch, script)
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: '), err
+    missing = [fragment for fragment in named if fragment not in lines[0]]
+    assert not missing, f'{missing} not in: {lines[0]}'
+
+
+def test_the_good_flags_pass(ckpts):
+    """The flags the cases above start from are accepted (so each case is refused for its one mistake)."""
+    bench, args = speedup.parse(cli_args(checked(ckpts, quick=True)))
+    assert (bench.ks, args.spec_k) == ([1, 3], 3)
+    own, args = draft_vs_target.parse(cli_args(checked(ckpts)))
+    assert own.horizons == [96, 720]
+    bench, args = step_costs.parse(cli_args(MODEL | dict(n_vars=2)))  # --n_vars sets the windows of any family
+    assert args.n_vars == 2
