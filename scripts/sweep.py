@@ -13,8 +13,11 @@ OUT/<point>/point.json (its flags, written for every point at the start) tells t
 the grid is; OUT/<point>/done (its command, written atomically after run.py succeeded) marks it
 finished. A point is skipped when its done file holds the same command; otherwise (never run,
 interrupted, failed or other flags) its folder is emptied and it runs again. A failed point is
-reported and the sweep goes on; the exit status is 1 if any point failed.
+reported and the sweep goes on; the exit status is 1 if any point failed. Before anything runs, every
+point still to run passes run.py's start-up checks from its folder: a bad flag stops the sweep with
+run.py's one-line message and exit status 2.
 """
+import contextlib
 import itertools
 import json
 import os
@@ -25,6 +28,10 @@ import sys
 from pathlib import Path
 
 from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from utils.flags import parse_flags  # noqa: E402
+from utils.validation import UsageError, exit_on_usage_error, validate  # noqa: E402
 
 RUN_PY = Path(__file__).resolve().parents[1] / "run.py"
 POINT_FILE, DONE_FILE, LOG_FILE = "point.json", "done", "run.log"
@@ -46,15 +53,15 @@ def parse_grid(tokens):
     for token in tokens:
         if token.startswith("--"):
             if token in dict(axes):
-                raise SystemExit(f"error: grid flag {token} given twice")
+                raise UsageError(f"grid flag {token} given twice")
             axes.append((token, []))
         elif not axes:
-            raise SystemExit(f"error: grid value {token!r} before any grid flag")
+            raise UsageError(f"grid value {token!r} before any grid flag")
         else:
             axes[-1][1].append(token)
     empty = [flag for flag, values in axes if not values]
     if empty:
-        raise SystemExit(f"error: grid flag {empty[0]} has no values")
+        raise UsageError(f"grid flag {empty[0]} has no values")
     return axes
 
 
@@ -109,10 +116,41 @@ def log_tail(folder, n=15):
 
 
 def split_argv(argv):
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        sys.exit(0)
     if len(argv) < 2 or "--" not in argv or argv[0].startswith("--"):
-        raise SystemExit(__doc__)
+        raise UsageError("usage: sweep.py OUT [--flag VALUE...]... -- FLAGS... (see --help)")
     cut = argv.index("--")
     return Path(argv[0]), argv[1:cut], argv[cut + 1:]
+
+
+@contextlib.contextmanager
+def inside(folder):
+    """Work in folder (made for the while if missing), as run.py does when a point runs there."""
+    created = next((p for p in [*reversed(folder.parents), folder] if not p.exists()), None)
+    folder.mkdir(parents=True, exist_ok=True)
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+        if created is not None:
+            shutil.rmtree(created)
+
+
+def check_points(out, commands):
+    """run.py's start-up checks of every point still to run, from its folder (relative paths resolve there)."""
+    for point, command in commands.items():
+        folder = out / point_name(point)
+        if is_done(folder, command):
+            continue
+        with inside(folder):
+            try:
+                validate(parse_flags(command[3:]))
+            except UsageError as error:
+                raise UsageError(f"point {folder.name}: {error}") from None
 
 
 def announce(out, axes, commands, extra):
@@ -142,10 +180,12 @@ def run_all(out, axes, commands):
 
 
 def main(argv=None):
-    out, grid_tokens, fixed = split_argv(sys.argv[1:] if argv is None else argv)
-    extra = os.environ.get("EXTRA_ARGS", "").split()
-    axes = fix_axes(parse_grid(grid_tokens), extra + os.environ.get("SWEEP_ARGS", "").split())
-    commands = {point: point_command(fixed, point, extra) for point in grid_points(axes)}
+    with exit_on_usage_error():
+        out, grid_tokens, fixed = split_argv(sys.argv[1:] if argv is None else argv)
+        extra = os.environ.get("EXTRA_ARGS", "").split()
+        axes = fix_axes(parse_grid(grid_tokens), extra + os.environ.get("SWEEP_ARGS", "").split())
+        commands = {point: point_command(fixed, point, extra) for point in grid_points(axes)}
+        check_points(out, commands)
     announce(out, axes, commands, extra)
     failed = run_all(out, axes, commands)
     print(f"{len(commands) - len(failed)} of {len(commands)} points finished in {out}"

@@ -1,6 +1,6 @@
-"""The benchmark and analysis scripts that build models from run.py flags (speedup.py, step_costs.py,
-draft_vs_target.py) refuse bad input as run.py does: exit status 2 and one line on stderr naming the flag,
-file or value, before any model is built or checkpoint loaded."""
+"""The benchmark and analysis scripts refuse bad input as run.py does: exit status 2 and one line on stderr
+naming the flag, file or value. Those that build models from run.py flags (speedup.py, step_costs.py,
+draft_vs_target.py) refuse it before any model is built or checkpoint loaded."""
 import sys
 
 import pytest
@@ -13,6 +13,8 @@ from utils.checkpoint import save_checkpoint
 sys.path.insert(0, str(REPO_ROOT / 'scripts' / 'benchmarks'))
 sys.path.insert(0, str(REPO_ROOT / 'scripts' / 'analysis'))
 import draft_vs_target  # noqa: E402
+import parse_sweep_results  # noqa: E402
+import speculative_summary  # noqa: E402
 import speedup  # noqa: E402
 import step_costs  # noqa: E402
 
@@ -69,6 +71,25 @@ CASES = ([(speedup, 'speedup', *case) for case in SPEEDUP] + [(step_costs, 'step
          + [(draft_vs_target, 'draft_vs_target', *case) for case in DRAFT_VS_TARGET])
 
 
+ANALYSIS = [
+    (speculative_summary, ['--file', '/no/such.txt'], ('--file /no/such.txt', 'no such file')),
+    (speculative_summary, ['--file', str(REPO_ROOT / 'README.md')], ('README.md holds no speculative record',)),
+    (speculative_summary, ['--last', '0'], ('--last 0', '>= 1')),
+    (parse_sweep_results, ['/no/such/sweep'], ('/no/such/sweep: no such folder',)),
+    (parse_sweep_results, ['--mse_budget', '-5', str(REPO_ROOT)], ('--mse_budget', "'-5'", '>= 0%')),
+]
+
+
+def assert_refused(script, argv, named, capsys):
+    """script.main(argv) exits with status 2 and one line on stderr holding every fragment of named."""
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(argv)
+    lines = capsys.readouterr().err.splitlines()
+    assert exit_info.value.code == 2 and len(lines) == 1 and lines[0].startswith('error: '), lines
+    missing = [fragment for fragment in named if fragment not in lines[0]]
+    assert not missing, f'{missing} not in: {lines[0]}'
+
+
 def refuse_work(monkeypatch, script):
     def started(*_, **__):
         raise AssertionError('a model was built or a checkpoint loaded before the flags were checked')
@@ -82,14 +103,13 @@ def test_bad_input_is_one_line_and_exit_2(script, flags, named, ckpts, capsys, m
     flags = {k: v.format(ckpts=ckpts) if isinstance(v, str) else v for k, v in flags.items()}
     argv = cli_args(MODEL | flags if script is step_costs else checked(ckpts, **flags))
     refuse_work(monkeypatch, script)
-    with pytest.raises(SystemExit) as exit_info:
-        script.main(argv)
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith('error: '), err
-    missing = [fragment for fragment in named if fragment not in lines[0]]
-    assert not missing, f'{missing} not in: {lines[0]}'
+    assert_refused(script, argv, named, capsys)
+
+
+@pytest.mark.parametrize('script, argv, named', ANALYSIS,
+                         ids=[f'{c[0].__name__}: {c[2][0]}' for c in ANALYSIS])
+def test_analysis_scripts_bad_input(script, argv, named, capsys):
+    assert_refused(script, argv, named, capsys)
 
 
 def test_the_good_flags_pass(ckpts):

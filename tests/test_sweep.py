@@ -41,7 +41,7 @@ def test_grid_points_names_and_fixed_axes():
                                                                           ('--rollout', ['sliding'])]
     assert sweep.flag_values(['--a', '1', '--b', '--a', '-2']) == {'--a': '-2', '--b': True}
     for bad in (['1', '--spec_k'], ['--spec_k'], ['--spec_k', '1', '--spec_k', '2']):
-        with pytest.raises(SystemExit):
+        with pytest.raises(sweep.UsageError):
             sweep.parse_grid(bad)
 
 
@@ -52,8 +52,8 @@ TINY = dict(d_model=32, n_heads=2, d_ff=32, e_layers=1, seq_len=L, input_token_l
 
 @pytest.fixture
 def tiny_sweep(tmp_path):
-    """`run()` runs a two-point sweep (K 1 and 2) of a tiny target with a tiny stochastic draft, both
-    freshly initialised, and returns (exit status, stdout); `out` is its folder."""
+    """`run()` runs a two-point sweep (K 1 and 2; `run(*grid)`: that grid) of a tiny target with a tiny
+    stochastic draft, both freshly initialised, and returns (exit status, stdout); `out` is its folder."""
     torch.manual_seed(0)
     save_checkpoint(build_model('timer_xl', make_args(**TINY)), str(tmp_path / 'checkpoints/tgt/checkpoint.pth'))
     save_checkpoint(build_model('timer_xl_draft', make_args(**TINY, draft_stochastic=True)), str(tmp_path / 'draft.pth'))
@@ -65,9 +65,9 @@ def tiny_sweep(tmp_path):
     out = tmp_path / 'sweep_results_tiny'
     env = {k: v for k, v in os.environ.items() if k not in ('EXTRA_ARGS', 'SWEEP_ARGS')}
 
-    def run(**extra_env):
-        done = subprocess.run([sys.executable, str(REPO_ROOT / 'scripts/sweep.py'), str(out), '--spec_k', '1', '2',
-                               '--', *flags], env={**env, **extra_env}, capture_output=True, text=True, timeout=300)
+    def run(*grid, **extra_env):
+        done = subprocess.run([sys.executable, str(REPO_ROOT / 'scripts/sweep.py'), str(out),
+                               *(grid or ('--spec_k', '1', '2')), '--', *flags], env={**env, **extra_env}, capture_output=True, text=True, timeout=300)
         return done.returncode, done.stdout + done.stderr
 
     return run, out
@@ -105,6 +105,28 @@ def test_two_point_sweep_runs_skips_and_redoes_only_what_is_missing(tiny_sweep):
     status, output = run(SWEEP_ARGS='--spec_k 2', EXTRA_ARGS='--spec_sigma 0.3')
     assert status == 0 and f'done {points[1]}' in output, output
     assert 'spec_sigma:0.3,' in (points[1] / 'result_inference_summary.txt').read_text()
+
+
+def test_a_bad_point_stops_the_sweep_before_any_point_runs(tiny_sweep):
+    """K 0 is the second point: the first, valid, point must not run either, and no folder is made."""
+    run, out = tiny_sweep
+    status, output = run('--spec_k', '1', '0')
+    assert status == 2, output
+    assert output.strip().splitlines() == ['error: point spec_k-0: --spec_k 0 must be >= 1']
+    assert not out.exists()
+    status, output = run('--spec_k', '1', EXTRA_ARGS='--no_such_flag')
+    assert status == 2 and output.strip().splitlines() == [
+        'error: unrecognized arguments: --no_such_flag (see --help)'], output
+    assert not out.exists()
+
+
+def test_sweep_usage_errors_are_one_line_and_exit_2(tmp_path):
+    for argv in ([], [str(tmp_path / 'out')], [str(tmp_path / 'out'), '1', '--', '--model', 'timer_xl']):
+        done = subprocess.run([sys.executable, str(REPO_ROOT / 'scripts/sweep.py'), *argv], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+        assert done.stderr.startswith('error: ') and 'Traceback' not in done.stderr
+    assert not (tmp_path / 'out').exists()
 
 
 # ---------------------------------------------------------------- the analysis

@@ -12,7 +12,6 @@ fraction of the target's predictions inside the draft's central 95% interval mea
 teacher-forced over all tokens of the test windows; for a one-call draft (TTM) the target's rollout of
 the K patches the draft forecasts in one call.
 """
-import argparse
 import os
 import sys
 
@@ -25,14 +24,14 @@ from models import build_model  # noqa: E402
 from models.output import is_one_call  # noqa: E402
 from speculative import TargetOnlyDecoder  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
-from utils.flags import parse_script_flags  # noqa: E402
+from utils.flags import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
 from utils.validation import check_not_given, check_numbers, exit_on_usage_error, validate_script  # noqa: E402
 
 Z_95 = 1.959964
 
 
 def parse(argv=None):
-    extra = argparse.ArgumentParser(add_help=False)
+    extra = OneLineErrorParser(description=__doc__.split("\n")[0], epilog=RUN_PY_FLAGS)
     extra.add_argument("--target_ckpt", required=True)
     extra.add_argument("--draft_ckpt", required=True)
     extra.add_argument("--horizons", type=int, nargs="+", default=[96, 720])

@@ -40,6 +40,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from utils.flags import OneLineErrorParser  # noqa: E402
 from utils.spec_report import SUMMARY_FILE, parse_summary  # noqa: E402
 
 POINT_FILE, DONE_FILE = "point.json", "done"
@@ -377,13 +378,16 @@ def analyse(folder):
 def budget_pct(text):
     """'1%' or '1' -> 1.0 (percent of the target's MSE)."""
     try:
-        return float(text.removesuffix("%"))
+        pct = float(text.removesuffix("%"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a percentage: {text!r} (e.g. 1%)") from None
+    if not pct >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a budget is >= 0%")
+    return pct
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="*", help="sweep folders (default: ./sweep_results_*)")
     parser.add_argument("--markdown", help="also write the markdown tables to this file")
     parser.add_argument("--mse_budget", nargs="+", type=budget_pct, default=[], metavar="PCT",
@@ -392,6 +396,9 @@ def main(argv=None):
     folders = args.dirs or sorted(d for d in glob.glob("sweep_results_*") if os.path.isdir(d))
     if not folders:
         parser.error("no sweep folder given and no sweep_results_* folder here")
+    for folder in folders:
+        if not os.path.isdir(folder):
+            parser.error(f"{folder}: no such folder")
     sections = []
     for folder in folders:
         rows = analyse(folder)

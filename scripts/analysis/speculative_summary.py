@@ -5,11 +5,11 @@
 One line per `--spec_compare_baseline` record: target calls per forecast (target-only vs
 speculative), acceptance, MSE of both (the baseline samples too with --target_sample) and the
 wall-clock ratio, in the record's rollout."""
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from utils.flags import OneLineErrorParser  # noqa: E402
 from utils.spec_report import SUMMARY_FILE, parse_summary  # noqa: E402
 
 
@@ -23,11 +23,18 @@ def describe(record):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = OneLineErrorParser(description=__doc__.split("\n")[0])
     parser.add_argument("--file", default=SUMMARY_FILE)
     parser.add_argument("--last", type=int, default=3, help="how many of the last compared records")
     args = parser.parse_args(argv)
+    if args.last < 1:
+        parser.error(f"--last {args.last} must be >= 1")
+    if not os.path.isfile(args.file):
+        parser.error(f"--file {args.file}: no such file (run.py writes it in the folder it runs in)")
     compared = [r for r in parse_summary(args.file) if r.get("mode") == "speculative" and "speedup" in r]
+    if not compared:
+        parser.error(f"--file {args.file} holds no speculative record with a baseline (run.py --use_speculative "
+                     f"--spec_compare_baseline writes them)")
     for record in compared[-args.last:]:
         print(describe(record))
 

@@ -18,7 +18,6 @@ Writes OUT_DIR/speedup.csv (one row per candidate and grid point), OUT_DIR/speed
 target-only `cached` against K, one panel per batch size, one line per rollout and horizon) and
 prints a markdown table. --quick: batch sizes 1 and 8, horizon 720, K 1 and 3, 2 timed batches.
 """
-import argparse
 import csv
 import math
 import os
@@ -35,7 +34,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from data_provider.data_factory import get_dataset, get_loader  # noqa: E402
 from models import build_model, n_parameters  # noqa: E402
-from utils.flags import parse_script_flags  # noqa: E402
+from utils.flags import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
 from speculative import ROLLOUTS, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
 from utils.stopwatch import timed  # noqa: E402
@@ -56,7 +55,7 @@ REPLACED = (("rollout", "both rollouts are timed"), ("spec_k", "--ks sets K"),
 
 def bench_parser():
     """The benchmark's own flags; every other flag is run.py's."""
-    own = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=False)
+    own = OneLineErrorParser(description=__doc__.split("\n")[0], epilog=RUN_PY_FLAGS)
     own.add_argument("--target_ckpt", required=True)
     own.add_argument("--draft_ckpt", required=True)
     own.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8, 32])

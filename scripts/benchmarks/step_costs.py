@@ -13,7 +13,6 @@ one, measured at the start of a horizon-720 forecast (speculative/speed_model.py
 speed model's speedup at full acceptance, (K+1) / (K c + v(K)) (one-call draft: (K+1) / (c + v(K))):
 the most this pair can gain at that K.
 """
-import argparse
 import math
 import os
 import sys
@@ -26,7 +25,7 @@ from speculative import ROLLOUTS  # noqa: E402
 from speculative.rollout import make_rollout  # noqa: E402
 from speculative.speed_model import measure_step_costs  # noqa: E402
 from speculative.tracer import SectionTimer  # noqa: E402
-from utils.flags import parse_script_flags  # noqa: E402
+from utils.flags import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
 from utils.validation import (check_device, check_not_given, check_numbers, exit_on_usage_error,  # noqa: E402
                               validate_script)
 
@@ -34,7 +33,7 @@ HORIZON = 720
 
 
 def parse(argv=None):
-    own = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=False)
+    own = OneLineErrorParser(description=__doc__.split("\n")[0], epilog=RUN_PY_FLAGS)
     own.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 32])
     own.add_argument("--ks", type=int, nargs="+", default=[1, 2, 3, 4])
     own.add_argument("--device", default="cpu")
