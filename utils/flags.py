@@ -141,7 +141,9 @@ def parse_flags(argv=None):
     return fill_defaults(build_parser().parse_args(argv))
 
 
+# The help epilog of the scripts that take run.py flags next to their own.
 RUN_PY_FLAGS = "Every other flag is a run.py flag (python run.py --help): the models' sizes, the data, the draft."
+
 # What the analysis and benchmark scripts take for granted; a flag given again after them wins.
 SCRIPT_DEFAULTS = ["--task_name", "forecast", "--is_training", "0", "--model_id", "script", "--model", "timer_xl",
                    "--data", "MultivariateDatasetBenchmark"]

@@ -8,9 +8,8 @@ import json
 import math
 import os
 import re
-import dataclasses
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 import torch
@@ -83,17 +82,24 @@ def check_values(args):
               (ABOVE_ZERO, lambda v: v > 0, "> 0"), (("dropout",), lambda v: 0 <= v < 1, "in [0, 1)"),
               (("subset_rand_ratio",), lambda v: 0 < v <= 1, "in (0, 1]"),
               (("spec_accept_bias",), lambda v: v >= 1, ">= 1"),
-              (("test_max_batches",), lambda v: v is None or v >= 1, ">= 1 (or left out for all batches)")]
+              (("test_max_batches",), lambda v: v >= 1, ">= 1 (or left out for all batches)")]
     for names, ok, valid in ranges:
-        for name in names:
-            if not ok(getattr(args, name)):
-                raise UsageError(f"--{name} {getattr(args, name)} must be {valid}")
+        check_numbers({name: getattr(args, name) for name in names}, ok, valid)
     for name in ("seq_len", "test_seq_len"):
         if getattr(args, name) % args.input_token_len:
             raise UsageError(f"--{name} {getattr(args, name)} is not a multiple of --input_token_len "
                              f"{args.input_token_len} (the token length)")
     for prefix, model in unscaled_models(args):
         check_heads(prefix, model, args)
+
+
+def check_numbers(values, ok, valid):
+    """values: flag -> a number or a list of numbers, each of which must pass ok (described by valid); None: the
+    flag was left out."""
+    for name, value in values.items():
+        for number in value if isinstance(value, list) else [] if value is None else [value]:
+            if not (math.isfinite(number) and ok(number)):
+                raise UsageError(f"--{name} {number} must be {valid}")
 
 
 def unscaled_models(args):
@@ -340,8 +346,8 @@ def checkpoint_sources(args):
         yield model_source("--test_dir/--test_file_name", os.path.join(args.checkpoints, args.test_dir,
                                                                       args.test_file_name), args)
     if args.adaptation:
-        yield dataclasses.replace(model_source("--pretrain_model_path", args.pretrain_model_path, args),
-                                  map_head=may_be_stochastic(args) and args.draft_stochastic)
+        yield replace(model_source("--pretrain_model_path", args.pretrain_model_path, args),
+                       map_head=may_be_stochastic(args) and args.draft_stochastic)
     if args.distill:
         from exp.exp_distill import teacher_args
         yield CheckpointSource("--distill_target_ckpt", args.distill_target_ckpt, args.distill_target_model,
@@ -422,10 +428,14 @@ def identify(state, model_args):
 # ---------------------------------------------------------------- checkpoint folders written
 
 def check_checkpoint_folders(args):
-    if os.path.exists(args.checkpoints) and not os.path.isdir(args.checkpoints):
-        raise UsageError(f"--checkpoints {args.checkpoints} is a file, not a folder")
+    check_output_folder("--checkpoints", args.checkpoints)
     for ii in range(args.itr):
         check_checkpoint_folder(os.path.join(args.checkpoints, make_setting(args, ii)), args)
+
+
+def check_output_folder(flag, path):
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"{flag} {path} is a file, not a folder")
 
 
 def check_checkpoint_folder(folder, args):
@@ -483,15 +493,6 @@ def check_not_given(args, replaced):
             raise UsageError(f"{as_given(args, name)} does nothing here: {instead}")
 
 
-def check_numbers(values, ok, valid):
-    """values: flag -> a number or a list of numbers, each of which must pass ok (described by valid); None: the
-    flag was left out."""
-    for name, value in values.items():
-        for number in value if isinstance(value, list) else [] if value is None else [value]:
-            if not (math.isfinite(number) and ok(number)):
-                raise UsageError(f"--{name} {number} must be {valid}")
-
-
 def check_device(name):
     try:
         device = torch.device(name)
@@ -503,8 +504,3 @@ def check_device(name):
         raise UsageError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     if device.type not in ("cpu", "cuda"):
         raise UsageError(f"--device {name}: only cpu and cuda are supported")
-
-
-def check_output_folder(flag, path):
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise UsageError(f"{flag} {path} is a file, not a folder")
