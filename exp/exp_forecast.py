@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from data_provider.data_factory import get_dataset, get_loader
 from models import build_model, n_parameters
-from speculative import TargetOnlyDecoder
+from speculative import RolloutOptions, TargetOnlyDecoder
 from utils.checkpoint import load_checkpoint, save_checkpoint, write_manifest
 from utils.component_timer import ComponentTimer
 from utils.distributed import all_reduce_sum, barrier, init_distributed, shutdown
@@ -181,7 +181,7 @@ class ExpForecast:
     def _target_only(self, model):
         """The target-only decoder of --rollout; with --target_sample it emits mu_p + sigma*eps per patch."""
         args = self.args
-        return TargetOnlyDecoder(model, args.rollout, args.cache_max_tokens,
+        return TargetOnlyDecoder(model, RolloutOptions.of(args),
                                  sample_sigma=args.spec_sigma if args.target_sample else None, seed=args.seed)
 
     def _begin_test(self, model):
@@ -207,7 +207,7 @@ class ExpForecast:
     def _report_inference(self, setting, result, n_batches):
         args = self.args
         write_standard_summary(SUMMARY_FILE, setting, result["mse"], result["mae"], self.gen_time_s, n_batches,
-                               args.rollout, args.target_sample)
+                               self.baseline.rollout.label, args.target_sample)
         if self.component_timer:
             components = {name: (total, self.component_timer.calls[name]) for name, total in self.component_timer.totals.items()}
             write_standard_breakdown(BREAKDOWN_FILE, setting, self.gen_time_s, self.component_timer.calls["blocks"], components)

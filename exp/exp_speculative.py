@@ -11,7 +11,7 @@ gets the measured speedup, mse_vs_target and the speed model's prediction.
 """
 from exp.exp_forecast import ExpForecast
 from models import build_model
-from speculative import SpecConfig, SpeculativeDecoder
+from speculative import RolloutOptions, SpecConfig, SpeculativeDecoder
 from speculative.debug_rows import debug_rows
 from utils.checkpoint import load_checkpoint
 from utils.metrics import StreamingMetrics
@@ -39,7 +39,7 @@ class ExpSpeculative(ExpForecast):
         self.squared_diff_to_target, self.n_values = 0.0, 0
         self.baseline_metrics, self.baseline_pred = StreamingMetrics(), None
         self.debug_rows = []
-        self.decoder = SpeculativeDecoder(model, self.draft, self.config, args.rollout, args.cache_max_tokens)
+        self.decoder = SpeculativeDecoder(model, self.draft, self.config, RolloutOptions.of(args))
 
     def _warm_up(self, model, x, sample_ids):
         self.decoder.generate(x, self.args.test_pred_len, sample_ids)
@@ -91,7 +91,7 @@ class ExpSpeculative(ExpForecast):
                          mse_vs_target=self.squared_diff_to_target / self.n_values,
                          baseline_mse=self.baseline_metrics.result()["mse"])
         record = write_speculative_summary(SUMMARY_FILE, setting, result["mse"], result["mae"], self.gen_time_s,
-                                           n_batches, self.decoder.counters, self.config, args.rollout,
+                                           n_batches, self.decoder.counters, self.config, self.decoder.rollout.label,
                                            test_pred_len=args.test_pred_len, batch_size=args.batch_size, **extra)
         print(record, end="")
         if args.trace_inference_breakdown:

@@ -1,22 +1,45 @@
-"""Per-window instance normalisation (model.md 3.1): no affine parameters.
+"""Instance normalisation (model.md 3.1): no affine parameters.
 
-Statistics are a pair (mean, std), each [B, 1, C]. A full forward computes them from its window; the
-cached rollout freezes those of the initial window in the KV cache (speculative.md 2.1)."""
+Statistics are a pair (mean, std), each [B, S, C]: S = 1 for one set over the whole call (a full
+forward's own window, or `frozen` in the cached rollout), or S = T, one set per time step of the T
+steps fed (`trailing`, speculative.md 2.1): step s's points are normalised, and the prediction read at
+step s denormalised, with set s."""
 import torch
 
 
 def instance_stats(x, eps=1e-5):
-    """x: [B, L, C] -> (mean, std): mean detached, std = sqrt(population variance + eps), not detached."""
+    """x: [B, L, C] -> (mean, std) [B, 1, C]: mean detached, std = sqrt(population variance + eps), not detached."""
     mean = x.mean(dim=1, keepdim=True).detach()
     std = torch.sqrt(torch.var(x - mean, dim=1, keepdim=True, unbiased=False) + eps)
     return mean, std
 
 
+def trailing_stats(series, ends, length):
+    """(mean, std) [B, W, C] of the `length` points of series [B, T, C] that end before ends [B, W] (exclusive):
+    the statistics a window of `length` points ending there normalises with."""
+    points = ends[..., None] - length + torch.arange(length, device=ends.device)  # [B, W, length]
+    windows = series[torch.arange(series.shape[0], device=ends.device)[:, None, None], points]
+    return tuple(s.view(ends.shape + s.shape[-1:]) for s in instance_stats(windows.flatten(0, 1)))
+
+
+def _per_step(t, stat):
+    """t [B, S*Q, C] as [B, S, Q, C] and stat [B, S, C] as [B, S, 1, C], so that they broadcast step by step."""
+    return t.unflatten(1, (stat.shape[1], -1)), stat.unsqueeze(2)
+
+
 def normalize(x, stats):
     mean, std = stats
-    return (x - mean) / std
+    x, mean = _per_step(x, mean)
+    return ((x - mean) / std.unsqueeze(2)).flatten(1, 2)
 
 
 def denormalize(y, stats):
     mean, std = stats
-    return y * std + mean
+    y, mean = _per_step(y, mean)
+    return (y * std.unsqueeze(2) + mean).flatten(1, 2)
+
+
+def denormalize_logvar(logvar, stats):
+    """A log-variance in normalised units -> in the data's units: + 2 log std, step by step."""
+    logvar, std = _per_step(logvar, stats[1])
+    return (logvar + 2 * torch.log(std)).flatten(1, 2)

@@ -8,8 +8,8 @@ in a full forward: keys at or beyond a sample's length have a later time than an
 are masked by causality, never read. Stale slots keep finite values (zeros or an older key), so a
 masked slot cannot turn an output into NaN.
 
-The cache also holds the normalisation statistics frozen by the first forward (prefill): every later
-call normalises its new patches with them and denormalises with them.
+The cache holds keys and values only: the normalisation statistics of the steps fed are the caller's
+(speculative/cached.py), given with each call.
 
 Protocol: a model reads `lengths` to label its new tokens, each attention layer calls `update`
 (which writes at `lengths` and returns every key up to the new end), and the decoder stack calls
@@ -24,7 +24,6 @@ class KVCache:
         self.keys = [None] * n_layers
         self.values = [None] * n_layers
         self.lengths = None       # [B] long, time steps held per sample
-        self.norm_stats = None    # (mean, std), each [B, 1, C], or None without instance norm
         self.window = window
 
     def start_times(self, batch, device):
@@ -74,5 +73,3 @@ class KVCache:
         self.keys = [None if k is None else k[rows] for k in self.keys]
         self.values = [None if v is None else v[rows] for v in self.values]
         self.lengths = self.lengths[rows]
-        if self.norm_stats is not None:
-            self.norm_stats = tuple(s[rows] for s in self.norm_stats)

@@ -3,7 +3,7 @@ from typing import NamedTuple, Optional
 
 import torch
 
-from layers.instance_norm import denormalize
+from layers.instance_norm import denormalize, denormalize_logvar
 
 LOGVAR_MIN, LOGVAR_MAX, LOGVAR_BIAS_INIT = -10.0, 10.0, -2.0
 
@@ -27,8 +27,9 @@ def is_one_call(model):
 
 def gaussian_forecast(mean, logvar, stats, cache=None):
     """A stochastic head's Forecast (model.md 6.1): logvar clamped to [-10, 10] in normalised space,
-    then mean <- mean*sigma + mu and logvar <- logvar + 2 log sigma under instance norm."""
+    then mean <- mean*sigma + mu and logvar <- logvar + 2 log sigma under instance norm (per step
+    when the statistics are per step)."""
     logvar = logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
     if stats is not None:
-        mean, logvar = denormalize(mean, stats), logvar + 2 * torch.log(stats[1])
+        mean, logvar = denormalize(mean, stats), denormalize_logvar(logvar, stats)
     return Forecast(mean, logvar, cache)

@@ -9,7 +9,7 @@ from layers.instance_norm import denormalize
 from layers.patching import patchify
 from layers.transformer import TimerBlock, TimerLayer
 from models.output import Forecast
-from models.timer_xl import Dims
+from models.timer_xl import Dims, check_stats_on_top_of
 
 
 def sinusoidal_table(max_len, d_model):
@@ -22,7 +22,7 @@ def sinusoidal_table(max_len, d_model):
 
 
 class Timer(nn.Module):
-    """Called like Timer-XL: model(x, cache) -> Forecast. Channel independence puts the variables in
+    """Called like Timer-XL: model(x, cache, stats) -> Forecast. Channel independence puts the variables in
     the batch ([B*C, T, D]); the KV cache still stores them time-major per sample (CausalAttention)."""
     MAX_POSITIONS = 6500
     patches_per_call = 1
@@ -47,9 +47,11 @@ class Timer(nn.Module):
         self.n_layers = dims.e_layers
         self.head = nn.Linear(d_model, configs.output_token_len)
 
-    def forward(self, x, cache=None):
-        """x [B, T*P, C]: a window, or the T new time steps on top of `cache`. One prediction per new token."""
-        patches, stats = patchify(x, self.patch_len, self.use_norm, cache)
+    def forward(self, x, cache=None, stats=None):
+        """x [B, T*P, C]: a window, or the T new time steps on top of `cache` with their statistics
+        `stats` (as Timer-XL's). One prediction per new token."""
+        check_stats_on_top_of(cache, stats, self.use_norm)
+        patches, stats = patchify(x, self.patch_len, self.use_norm, stats)
         batch, n_vars, n_steps, _ = patches.shape
         first_time = None if cache is None else cache.start_times(batch, x.device).repeat_interleave(n_vars)
         labels = TokenLabels.grid(1, n_steps, x.device, first_time)

@@ -3,10 +3,10 @@
 x [B, L, C] -> patches [B, C, N, P] -> tokens [B, N*C, D] (time-major) -> TimerBlock
 -> head [B, N*C, O] -> [B, N*O, C]. Row n*O + t predicts time (n+1)*P + t from tokens <= n.
 
-One call signature for the full and the incremental forward: model(x, cache) -> Forecast. Without a
-cache x is a whole window; with a KV cache (layers/kv_cache.py) x holds only the new time steps, their
-time labels continue each sample's cache and the normalisation statistics are the cache's frozen ones.
-A full forward is the same code with no cache. --rope_position flat rotates by OpenLTM's flattened
+One call signature for the full and the incremental forward: model(x, cache, stats) -> Forecast. Without
+a cache x is a whole window; with a KV cache (layers/kv_cache.py) x holds only the new time steps, their
+time labels continue each sample's cache, and the caller gives their normalisation statistics (one set
+for the call, or one per step: speculative.md 2.1). A full forward is the same code with no cache. --rope_position flat rotates by OpenLTM's flattened
 index c*N + n instead of the time index (model.md 3.4a): OpenLTM's multivariate checkpoints then give
 OpenLTM's numbers, but only in full forwards (no cache).
 """
@@ -76,12 +76,14 @@ class TimerXL(nn.Module):
     def _build_head(self, d_model):
         self.head = nn.Linear(d_model, self.output_len)
 
-    def forward(self, x, cache=None):
-        """x [B, T*P, C]: a window, or the T new time steps on top of `cache`. One prediction per new token."""
+    def forward(self, x, cache=None, stats=None):
+        """x [B, T*P, C]: a window, or the T new time steps on top of `cache`. One prediction per new token.
+        stats: the normalisation statistics, [B, 1, C] or one set per step [B, T, C] (default: the window's own)."""
         if cache is not None and self.flat_positions:
             raise ValueError("--rope_position flat rotates by c*N + n, which shifts as the context grows: "
                              "no KV cache (use --rollout sliding)")
-        patches, stats = patchify(x, self.patch_len, self.use_norm, cache)
+        check_stats_on_top_of(cache, stats, self.use_norm)
+        patches, stats = patchify(x, self.patch_len, self.use_norm, stats)
         batch, n_vars, n_steps, _ = patches.shape
         h = self.embedding(patches.transpose(1, 2)).flatten(1, 2)
         first_time = None if cache is None else cache.start_times(batch, x.device)
@@ -95,6 +97,12 @@ class TimerXL(nn.Module):
     def _readout(self, h, n_vars, stats, cache):
         y = self._to_series(self.head(h), n_vars)
         return Forecast(y if stats is None else denormalize(y, stats), cache=cache)
+
+
+def check_stats_on_top_of(cache, stats, use_norm):
+    """Steps fed on top of cached ones are not a window: their statistics must come from the caller."""
+    if use_norm and stats is None and cache is not None and cache.lengths is not None:
+        raise ValueError("new time steps on top of a KV cache need their normalisation statistics (stats=...)")
 
 
 Model = TimerXL

@@ -4,7 +4,7 @@ per-sample random streams (random_streams.py), counters and section timers (coun
 debug rows (debug_rows.py) and the target-only baseline (target_only.py)."""
 from speculative.config import SpecConfig
 from speculative.engine import SpeculativeDecoder
-from speculative.rollout import ROLLOUTS
+from speculative.rollout import ROLLOUTS, RolloutOptions
 from speculative.target_only import TargetOnlyDecoder
 
-__all__ = ["ROLLOUTS", "SpecConfig", "SpeculativeDecoder", "TargetOnlyDecoder"]
+__all__ = ["ROLLOUTS", "RolloutOptions", "SpecConfig", "SpeculativeDecoder", "TargetOnlyDecoder"]

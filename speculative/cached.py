@@ -1,8 +1,12 @@
 """The `cached` rollout (speculative.md 2.1): target and draft each keep a KV cache
 (layers/kv_cache.py) of every committed patch but the last one, the pending patch.
 
-- Prefill: the context runs through each model once, which freezes the normalisation statistics of
-  the initial window; the cache is then cropped to N-1 patches, so the last context patch is pending.
+- Prefill: the context runs through each model once, normalised with the context window's statistics
+  (as `sliding`'s first step); the cache is then cropped to N-1 patches, so the last context patch is
+  pending.
+- Statistics of every later step (--cache_stats): `trailing`, the mean/std of the L points ending with
+  that step (the window `sliding` would normalise), one set per step fed; `frozen`, the context
+  window's. Keys and values already cached stay as they were computed.
 - Verify: ONE causal target call over the pending patch and the k_eff proposals, (k_eff+1)·C new
   tokens on top of the cache. The prediction at the pending patch is μ_p,1, at proposal i μ_p,i+1.
 - Draft: each draft step feeds what its cache lacks (the pending patch, or after plain target
@@ -17,16 +21,22 @@ their last patch, and the cache is cropped back to each row's own end.
 """
 import torch
 
+from layers.instance_norm import instance_stats, trailing_stats
 from layers.kv_cache import KVCache
 from models.output import Forecast
 from speculative.rollout import Rollout
 
 NAN = float("nan")
+CACHE_STATS = ("trailing", "frozen")
 
 
 class CachedRollout(Rollout):
-    def __init__(self, target, draft, x, n_patches, max_k, tracer, window=0):
+    def __init__(self, target, draft, x, n_patches, max_k, tracer, window=0, stats="trailing"):
         super().__init__(target, draft, x, n_patches, max_k, tracer)
+        if stats not in CACHE_STATS:
+            raise ValueError(f"unknown cache statistics '{stats}'; valid: {', '.join(CACHE_STATS)}")
+        self.trailing = stats == "trailing"
+        self.context_stats = instance_stats(x)
         models = {"target": target, "draft": None if self.one_call_draft else draft}
         self.caches = {role: self._prefill(model, x, window) for role, model in models.items() if model is not None}
 
@@ -50,9 +60,17 @@ class CachedRollout(Rollout):
                               (ends - 1).clamp(min=0)[:, None])
         rows = torch.arange(len(ends), device=ends.device)[:, None]
         patches = self.seq.unflatten(1, (-1, self.patch_len))
-        out = model(patches[rows, steps].flatten(1, 2), cache)
+        stats = self._step_stats(steps) if model.use_norm else None
+        out = model(patches[rows, steps].flatten(1, 2), cache, stats)
         cache.crop(ends)
         return Forecast(*(None if t is None else t.unflatten(1, (width, self.patch_len)) for t in out[:2])), counts
+
+    def _step_stats(self, steps):
+        """Statistics (mean, std) of the time steps steps [A, W] (token indices) of every row: [A, W, C], those
+        of the L points ending with each step (trailing), or the context window's [A, 1, C] (frozen)."""
+        if not self.trailing:
+            return self.context_stats
+        return trailing_stats(self.seq, (steps + 1) * self.patch_len, self.context_len)
 
     def draft_next(self, sub):
         """Rows outside sub feed nothing new (their cache stays as it is)."""
@@ -84,5 +102,6 @@ class CachedRollout(Rollout):
 
     def retain(self, keep):
         super().retain(keep)
+        self.context_stats = tuple(s[keep] for s in self.context_stats)
         for cache in self.caches.values():
             cache.select(keep.nonzero().squeeze(1))

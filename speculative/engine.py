@@ -30,16 +30,15 @@ from speculative.counters import SpecCounters
 from speculative.debug_rows import RoundRecord
 from speculative.proposer import DraftProposer
 from speculative.random_streams import log_uniform_draws, normal_draws, sample_generators
-from speculative.rollout import make_rollout
+from speculative.rollout import RolloutOptions, make_rollout
 from speculative.speed_model import measure_step_costs
 from speculative.tracer import SectionTimer
 
 
 class SpeculativeDecoder:
-    def __init__(self, target, draft, config, rollout="sliding", cache_window=0):
+    def __init__(self, target, draft, config, rollout=RolloutOptions()):
         check_one_call(target, draft, config.k)
-        self.target, self.draft, self.config = target, draft, config
-        self.rollout, self.cache_window = rollout, cache_window
+        self.target, self.draft, self.config, self.rollout = target, draft, config, rollout
         self.costs = None
         self.round_records = None
         self.tally = SpecCounters()  # acceptance over the decoder's lifetime, warm-up included: adaptive K's α̂
@@ -56,8 +55,7 @@ class SpeculativeDecoder:
         """Forecast `horizon` steps for x [B, L, C]; sample_ids are the samples' global indices.
         Returns [B, horizon, C]."""
         n_patches = math.ceil(horizon / self.config.patch_len)
-        rollout = make_rollout(self.rollout, self.target, self.draft, x, n_patches, self.config.k,
-                               self.tracer, self.cache_window)
+        rollout = make_rollout(self.rollout, self.target, self.draft, x, n_patches, self.config.k, self.tracer)
         if self.costs is None:
             self.costs = measure_step_costs(rollout, self.config.k, x.device)
         out = x.new_full((x.shape[0], n_patches * self.config.patch_len, x.shape[2]), float("nan"))

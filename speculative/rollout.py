@@ -17,6 +17,8 @@ and rewind() forgets an unfinished round (used to measure step costs).
 `sliding` recomputes a window of the last L points at every call; `cached` keeps KV caches (and needs
 O = P). Target-only decoding is verify(0) then commit, patch after patch.
 """
+from dataclasses import dataclass
+
 import torch
 
 from models.output import Forecast, is_one_call
@@ -90,12 +92,29 @@ def last_patch(forecast, out_len):
                     None if forecast.logvar is None else forecast.logvar[:, -out_len:])
 
 
-def make_rollout(kind, target, draft, x, n_patches, max_k, tracer, cache_window=0):
-    """--rollout: a fresh rollout of batch x [B, L, C] for n_patches patches."""
-    if kind == "sliding":
+@dataclass(frozen=True)
+class RolloutOptions:
+    """--rollout, and for `cached` --cache_max_tokens (0: attend to every step) and --cache_stats."""
+    kind: str = "sliding"
+    cache_window: int = 0
+    cache_stats: str = "trailing"
+
+    @staticmethod
+    def of(args):
+        return RolloutOptions(args.rollout, args.cache_max_tokens, args.cache_stats)
+
+    @property
+    def label(self):
+        """The rollout as result files name it: sliding, cached_trailing or cached_frozen."""
+        return self.kind if self.kind == "sliding" else f"{self.kind}_{self.cache_stats}"
+
+
+def make_rollout(options: RolloutOptions, target, draft, x, n_patches, max_k, tracer):
+    """A fresh rollout of batch x [B, L, C] for n_patches patches."""
+    if options.kind == "sliding":
         from speculative.sliding import SlidingRollout
         return SlidingRollout(target, draft, x, n_patches, max_k, tracer)
-    if kind == "cached":
+    if options.kind == "cached":
         from speculative.cached import CachedRollout
-        return CachedRollout(target, draft, x, n_patches, max_k, tracer, cache_window)
-    raise ValueError(f"unknown rollout '{kind}'; valid: {', '.join(ROLLOUTS)}")
+        return CachedRollout(target, draft, x, n_patches, max_k, tracer, options.cache_window, options.cache_stats)
+    raise ValueError(f"unknown rollout '{options.kind}'; valid: {', '.join(ROLLOUTS)}")

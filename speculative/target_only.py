@@ -7,20 +7,20 @@ import math
 import torch
 
 from speculative.random_streams import normal_draws, sample_generators
-from speculative.rollout import make_rollout
+from speculative.rollout import RolloutOptions, make_rollout
 from speculative.tracer import SectionTimer
 
 
 class TargetOnlyDecoder:
-    def __init__(self, target, rollout="sliding", cache_window=0, sample_sigma=None, seed=2021):
-        self.target, self.rollout, self.cache_window = target, rollout, cache_window
+    def __init__(self, target, rollout=RolloutOptions(), sample_sigma=None, seed=2021):
+        self.target, self.rollout = target, rollout
         self.sample_sigma, self.seed = sample_sigma, seed
 
     @torch.no_grad()
     def generate(self, x, horizon, sample_ids):
         """[B, horizon, C] forecast of x [B, L, C]; sample_ids seed the random streams."""
         n_patches = math.ceil(horizon / self.target.output_len)
-        rollout = make_rollout(self.rollout, self.target, None, x, n_patches, 0, SectionTimer(), self.cache_window)
+        rollout = make_rollout(self.rollout, self.target, None, x, n_patches, 0, SectionTimer())
         generators = None if self.sample_sigma is None else sample_generators(self.seed, sample_ids)
         none_proposed = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         for _ in range(n_patches):

@@ -33,7 +33,7 @@ def test_quick_benchmark_rows_and_ratios(tmp_path, draft):
     speedup.main(cli_args(flags))
     with open(tmp_path / 'out' / 'speedup.csv', newline='') as f:
         rows = list(csv.DictReader(f))
-    candidates = {'target_sliding', 'target_cached'} | {f'spec_{r}_{k}' for r in ('sliding', 'cached')
+    candidates = {'target_sliding', 'target_cached', 'target_cached_frozen'} | {f'spec_{r}_{k}' for r in ('sliding', 'cached')
                                                         for k in ('s0.7_k1', 's0.7_k3', 's0.7_kadaptive')}
     points = {(r['batch_size'], r['horizon']) for r in rows}
     assert points == {('1', '720'), ('8', '720')}
@@ -45,7 +45,7 @@ def test_quick_benchmark_rows_and_ratios(tmp_path, draft):
             for column, base in (('speedup_vs_sliding', 'target_sliding'), ('speedup_vs_cached', 'target_cached'),
                                  ('speedup_same_rollout', f"target_{r['rollout']}")):
                 assert float(r[column]) == pytest.approx(float(at[base]['per_batch_s']) / seconds)
-        assert float(at['target_cached']['mse_vs_target']) == 0.0
+        assert float(at['target_cached']['mse_vs_target']) == float(at['target_sliding']['mse_vs_sliding']) == 0.0
         assert float(at['spec_cached_s0.7_k3']['target_calls_per_forecast']) <= 8 == float(at['target_cached']['target_calls_per_forecast'])
     assert (tmp_path / 'out' / 'speedup.png').stat().st_size > 0
 

@@ -1,7 +1,8 @@
 """KV cache (layers/kv_cache.py) and the `cached` rollout (speculative/cached.py) on tiny models.
 
-References are independent of the cache: a full forward (no cache) over the grown context,
-normalised by hand with the frozen statistics of the initial window, or each sample run alone.
+References are independent of the cache: a full forward (no cache) over the grown context, every
+token normalised by hand with its statistics (the initial window's, frozen, or those of the L points
+ending with it, trailing), or each sample run alone.
 """
 import copy
 import math
@@ -10,10 +11,10 @@ import pytest
 import torch
 
 from conftest import make_args
-from layers.instance_norm import denormalize, instance_stats, normalize
+from layers.instance_norm import instance_stats, trailing_stats
 from layers.kv_cache import KVCache
 from models import build_model
-from speculative import SpecConfig, SpeculativeDecoder, TargetOnlyDecoder
+from speculative import RolloutOptions, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder
 from test_spec_decoding import same_distribution_failures
 
 P, C = 4, 3
@@ -36,15 +37,22 @@ def series(batch=2, n_patches=9, seed=1):
     return torch.randn(batch, n_patches * P, C, generator=torch.Generator().manual_seed(seed))
 
 
+def per_point(stat, n_points):
+    """Statistics [B, S, C] (one set, or one per step) repeated for each of n_points points: [B, n_points, C]."""
+    return stat.repeat_interleave(n_points // stat.shape[1], dim=1)
+
+
 @torch.no_grad()
 def frozen_stats_forward(model, x, stats):
-    """(mean, logvar) of a full forward over x, without any cache, normalised by hand with `stats`:
-    a copy of the model with instance norm off is fed the normalised series."""
+    """(mean, logvar) of a full forward over x, without any cache, normalised by hand with `stats` (one set
+    [B, 1, C], or one per step [B, N, C]): a copy of the model with instance norm off is fed the normalised
+    series, and each step's output is denormalised with its step's statistics."""
     twin = copy.deepcopy(model)
     twin.use_norm = False
-    out = twin(normalize(x, stats))
-    logvar = None if out.logvar is None else out.logvar + 2 * torch.log(stats[1])
-    return denormalize(out.mean, stats), logvar
+    mean, std = (per_point(s, x.shape[1]) for s in stats)
+    out = twin((x - mean) / std)
+    logvar = None if out.logvar is None else out.logvar + 2 * torch.log(std)
+    return out.mean * std + mean, logvar
 
 
 @torch.no_grad()
@@ -52,16 +60,64 @@ def frozen_stats_forward(model, x, stats):
 @pytest.mark.parametrize('key', FAMILIES)
 def test_cached_forward_equals_full_forward_with_frozen_stats(key, e_layers):
     model, x, context = family(key, e_layers=e_layers, use_norm=True), series(), 4
+    stats = instance_stats(x[:, :context * P])
     cache = KVCache(model.n_layers)
     pieces, start = [model(x[:, :context * P], cache)], context
     for n_new in (1, 2, 1, 1):  # several steps in a row, of different widths
-        pieces.append(model(x[:, start * P:(start + n_new) * P], cache))
+        pieces.append(model(x[:, start * P:(start + n_new) * P], cache, stats))
         start += n_new
-    mean, logvar = frozen_stats_forward(model, x, instance_stats(x[:, :context * P]))
+    mean, logvar = frozen_stats_forward(model, x, stats)
     torch.testing.assert_close(torch.cat([p.mean for p in pieces], 1), mean, rtol=0, atol=1e-5)
     if logvar is not None:
         torch.testing.assert_close(torch.cat([p.logvar for p in pieces], 1), logvar, rtol=0, atol=1e-5)
     assert cache.lengths.tolist() == [9, 9] and all(p.cache is cache for p in pieces)
+
+
+def hand_stats(window):
+    """(mean, std) of every variable of window [L, C], in float64 numbers: the population variance + 1e-5."""
+    mean = [sum(column) / len(column) for column in zip(*window)]
+    var = [sum((v - m) ** 2 for v in column) / len(column) for column, m in zip(zip(*window), mean)]
+    return mean, [math.sqrt(v + 1e-5) for v in var]
+
+
+def test_trailing_stats_are_those_of_the_points_ending_with_each_step():
+    series_ = [[float(t * t % 7), float(3 * t - 1)] for t in range(10)] + [[2.0, -4.0], [0.5, 9.0]]
+    x = torch.tensor([series_, [[-v for v in row] for row in series_]])
+    ends = torch.tensor([[4, 7, 12], [6, 6, 9]])
+    mean, std = trailing_stats(x, ends, 4)
+    assert mean.shape == std.shape == (2, 3, 2)
+    for b in range(2):
+        for w, end in enumerate(ends[b].tolist()):
+            expected_mean, expected_std = hand_stats(x[b, end - 4:end].tolist())
+            assert mean[b, w].tolist() == pytest.approx(expected_mean, abs=1e-5)
+            assert std[b, w].tolist() == pytest.approx(expected_std, abs=1e-5)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize('n_vars', [1, 7])
+@pytest.mark.parametrize('e_layers', [1, 3])
+@pytest.mark.parametrize('key', FAMILIES)
+def test_k_steps_with_their_own_stats_in_one_call_equal_k_single_steps(key, e_layers, n_vars):
+    """Per-step statistics: one call over four new steps equals four calls of one step each."""
+    model = family(key, e_layers=e_layers, use_norm=True)
+    x = torch.randn(2, 8 * P, n_vars, generator=torch.Generator().manual_seed(3)) * 3 + 1
+    stats = trailing_stats(x, torch.arange(5, 9)[None].expand(2, -1) * P, 4 * P)
+    at_once, one_by_one = KVCache(model.n_layers), KVCache(model.n_layers)
+    model(x[:, :4 * P], at_once)
+    model(x[:, :4 * P], one_by_one)
+    joint = model(x[:, 4 * P:], at_once, stats)
+    single = [model(x[:, n * P:(n + 1) * P], one_by_one, tuple(s[:, n - 4:n - 3] for s in stats)) for n in range(4, 8)]
+    torch.testing.assert_close(joint.mean, torch.cat([o.mean for o in single], 1), rtol=0, atol=1e-5)
+    if joint.logvar is not None:
+        torch.testing.assert_close(joint.logvar, torch.cat([o.logvar for o in single], 1), rtol=0, atol=1e-5)
+
+
+def test_steps_on_top_of_a_cache_need_their_statistics():
+    model, x = tiny(use_norm=True), series()
+    cache = KVCache(model.n_layers)
+    model(x[:, :4 * P], cache)
+    with pytest.raises(ValueError, match='normalisation statistics'):
+        model(x[:, 4 * P:5 * P], cache)
 
 
 @torch.no_grad()
@@ -81,20 +137,20 @@ def test_crop_then_refeed_equals_never_having_fed(key):
 @torch.no_grad()
 @pytest.mark.parametrize('key', FAMILIES)
 def test_ragged_batch_equals_each_sample_alone(key):
-    """Samples hold 3, 6 and 4 steps (per-sample offsets and crops); one batched step equals each
-    sample's own cache fed alone."""
-    model, x = family(key, e_layers=2, use_norm=True), series(batch=3)
-    held = [3, 6, 4]
+    """Samples hold 3, 6 and 4 steps (per-sample offsets and crops), then get steps they never had: one
+    batched call of two steps equals each sample's own cache fed alone."""
+    model, x, other = family(key, e_layers=2, use_norm=True), series(batch=3), series(batch=3, seed=7)
+    held, stats = [3, 6, 4], instance_stats(x[:, :3 * P])
     cache = KVCache(model.n_layers)
-    model(x[:, :6 * P], cache)
+    model(x[:, :6 * P], cache, stats)
     cache.crop(held)
-    new = torch.stack([x[i, n * P:(n + 1) * P] for i, n in enumerate(held)])
-    batched = model(new, cache)
+    batched = model(other[:, :2 * P], cache, stats)
     for i, n in enumerate(held):
         alone = KVCache(model.n_layers)
-        model(x[i:i + 1, :6 * P], alone)      # same frozen statistics: the same first 6 steps
-        alone.crop([n])
-        torch.testing.assert_close(batched.mean[i:i + 1], model(new[i:i + 1], alone).mean, rtol=0, atol=1e-6)
+        row_stats = tuple(s[i:i + 1] for s in stats)
+        model(x[i:i + 1, :n * P], alone, row_stats)
+        torch.testing.assert_close(batched.mean[i:i + 1], model(other[i:i + 1, :2 * P], alone, row_stats).mean,
+                                   rtol=0, atol=1e-6)
 
 
 @torch.no_grad()
@@ -105,7 +161,7 @@ def test_a_finished_sample_costs_no_more_rows():
     target, draft = tiny(e_layers=1), tiny('timer_xl_draft', seed=3, e_layers=1)
     rows = []
     target.embedding.register_forward_pre_hook(lambda module, inputs: rows.append(inputs[0].shape[0]))
-    decoder = SpeculativeDecoder(target, draft, SpecConfig(k=3, sigma=1.0, patch_len=P), 'cached')
+    decoder = SpeculativeDecoder(target, draft, SpecConfig(k=3, sigma=1.0, patch_len=P), RolloutOptions('cached'))
     x = series(batch=6, n_patches=4)
     decoder.generate(x, 9 * P, list(range(6)))
     rows.clear()
@@ -115,7 +171,6 @@ def test_a_finished_sample_costs_no_more_rows():
     target(x, cache)
     cache.select(torch.tensor([2, 0]))
     assert cache.keys[0].shape[0] == 2 and cache.lengths.tolist() == [4, 4]
-    assert cache.norm_stats is None
 
 
 @torch.no_grad()
@@ -134,66 +189,96 @@ def test_cache_window_limits_attention_to_recent_steps():
         assert torch.allclose(outs[0], outs[1], atol=1e-6) == ignores_past
 
 
-def decode(target, draft, x, horizon, **config):
-    decoder = SpeculativeDecoder(target, draft, SpecConfig(**{'patch_len': P, 'seed': 1, **config}), 'cached')
+STATS = ('trailing', 'frozen')
+
+
+def decode(target, draft, x, horizon, stats='trailing', **config):
+    decoder = SpeculativeDecoder(target, draft, SpecConfig(**{'patch_len': P, 'seed': 1, **config}),
+                                 RolloutOptions('cached', cache_stats=stats))
     out = decoder.generate(x, horizon, list(range(len(x))))
     return out, decoder.counters
 
 
-def target_only_cached(target, x, horizon, sigma=None, ids=None, seed=2021):
+def target_only_cached(target, x, horizon, stats='trailing', sigma=None, ids=None, seed=2021):
     ids = list(range(len(x))) if ids is None else ids
-    return TargetOnlyDecoder(target, 'cached', sample_sigma=sigma, seed=seed).generate(x, horizon, ids)
+    decoder = TargetOnlyDecoder(target, RolloutOptions('cached', cache_stats=stats), sample_sigma=sigma, seed=seed)
+    return decoder.generate(x, horizon, ids)
+
+
+def token_stats(grown, context_len, stats):
+    """Each token's statistics [B, N, C] in the cached rollout, from slices by hand: the context tokens
+    the context window's; a later token, those of the L points ending with it (trailing) or the context's."""
+    context = instance_stats(grown[:, :context_len])
+    per_token = [context] * (context_len // P)
+    for end in range(context_len + P, grown.shape[1] + 1, P):
+        per_token.append(instance_stats(grown[:, end - context_len:end]) if stats == 'trailing' else context)
+    return tuple(torch.cat(s, 1) for s in zip(*per_token))
 
 
 @torch.no_grad()
-def test_target_only_cached_equals_growing_full_forwards():
+@pytest.mark.parametrize('stats', STATS)
+def test_target_only_cached_equals_growing_full_forwards(stats):
     """Target-only `cached`: step j's patch is the last-token prediction of a full forward over the
-    context + the j patches emitted so far, normalised with the initial window's statistics."""
-    target, x, horizon = tiny(e_layers=2, use_norm=True), series(n_patches=4), 5 * P
-    out = target_only_cached(target, x, horizon)
-    stats, grown = instance_stats(x), x
+    context + the j patches emitted so far, every token normalised by hand with its statistics."""
+    target, x, horizon = tiny(e_layers=2, use_norm=True), series(n_patches=4) * 2 + 1, 6 * P
+    out = target_only_cached(target, x, horizon, stats)
+    grown = x
     for j in range(horizon // P):
-        patch = frozen_stats_forward(target, grown, stats)[0][:, -P:]
+        patch = frozen_stats_forward(target, grown, token_stats(grown, x.shape[1], stats))[0][:, -P:]
         torch.testing.assert_close(out[:, j * P:(j + 1) * P], patch, rtol=0, atol=1e-5)
         grown = torch.cat([grown, patch], 1)
 
 
+def test_trailing_and_frozen_differ_after_the_first_patch():
+    target, x = tiny(e_layers=2, use_norm=True), series(n_patches=4) * 2 + 1
+    trailing, frozen = (target_only_cached(target, x, 3 * P, stats) for stats in STATS)
+    torch.testing.assert_close(trailing[:, :P], frozen[:, :P], rtol=0, atol=0)
+    assert (trailing[:, P:] - frozen[:, P:]).abs().max() > 1e-3
+
+
 @torch.no_grad()
+@pytest.mark.parametrize('stats', STATS)
+@pytest.mark.parametrize('k', [1, 2, 3, 4, 'adaptive'])
 @pytest.mark.parametrize('draft_key', ['draft_stochastic', 'timer'])
-def test_tiny_sigma_equals_target_only_cached(draft_key):
+def test_tiny_sigma_equals_target_only_cached(draft_key, k, stats):
     target, draft, x, horizon = tiny(e_layers=2, use_norm=True), family(draft_key, seed=4, use_norm=True), series(5, 4), 9 * P
-    out, counters = decode(target, draft, x, horizon, k=3, sigma=1e-6, draft_stochastic=draft_key == 'draft_stochastic')
-    torch.testing.assert_close(out, target_only_cached(target, x, horizon), rtol=0, atol=1e-5)
+    adaptive = dict(k=4, adaptive=True) if k == 'adaptive' else dict(k=k)
+    out, counters = decode(target, draft, x, horizon, stats, sigma=1e-6, **adaptive,
+                           draft_stochastic=draft_key == 'draft_stochastic')
+    torch.testing.assert_close(out, target_only_cached(target, x, horizon, stats), rtol=0, atol=1e-5)
     assert counters.accepted == 0 < counters.attempted
 
 
 @torch.no_grad()
-def test_draft_identical_to_target_is_always_accepted_cached():
+@pytest.mark.parametrize('stats', STATS)
+def test_draft_identical_to_target_is_always_accepted_cached(stats):
     target, x, horizon, k = tiny(e_layers=2, use_norm=True), series(4, 4), 10 * P, 3
-    out, counters = decode(target, tiny(e_layers=2, use_norm=True), x, horizon, k=k, sigma=0.5)
-    torch.testing.assert_close(out, target_only_cached(target, x, horizon), rtol=0, atol=1e-5)
+    out, counters = decode(target, tiny(e_layers=2, use_norm=True), x, horizon, stats, k=k, sigma=0.5)
+    torch.testing.assert_close(out, target_only_cached(target, x, horizon, stats), rtol=0, atol=1e-5)
     assert counters.accepted == counters.attempted > 0
     assert counters.target_calls == 4 * math.ceil(10 / (k + 1))
 
 
 @torch.no_grad()
-def test_lossless_cached_is_distributed_as_target_only_cached_sampling():
+@pytest.mark.parametrize('stats', STATS)
+def test_lossless_cached_is_distributed_as_target_only_cached_sampling(stats):
     """The draft is the target with every mean shifted by 0.2 and variance σ², so that proposals are
-    accepted about half of the time (2Φ(−0.2·√12 / 2σ) = 0.49)."""
+    accepted about half of the time (2Φ(−0.2·√12 / 2σ) = 0.49). Instance norm on: with trailing
+    statistics every proposal changes the statistics of the steps after it."""
     sigma, n_draws, horizon = 0.5, 3000, 3 * P
-    target = tiny(e_layers=1)
-    draft = tiny('timer_xl_draft', e_layers=1, draft_stochastic=True, **{f'draft_scale_{name}': 1.0 for name in
-                                                                         ('d_model', 'n_heads', 'd_ff', 'e_layers')})
+    target = tiny(e_layers=1, use_norm=True)
+    draft = tiny('timer_xl_draft', e_layers=1, use_norm=True, draft_stochastic=True,
+                 **{f'draft_scale_{name}': 1.0 for name in ('d_model', 'n_heads', 'd_ff', 'e_layers')})
     state = {name.replace('head.', 'head_mean.'): value for name, value in target.state_dict().items()}
     draft.load_state_dict({**draft.state_dict(), **state})
     draft.head_mean.bias += 0.2
     draft.head_logvar.weight.zero_()
     draft.head_logvar.bias.fill_(math.log(sigma**2))
     x = series(1, 3).expand(n_draws, -1, -1)
-    speculative, counters = decode(target, draft, x, horizon, k=2, sigma=sigma, accept_mode='lossless',
+    speculative, counters = decode(target, draft, x, horizon, stats, k=2, sigma=sigma, accept_mode='lossless',
                                    draft_stochastic=True)
     assert 0.3 < counters.acceptance_pct / 100 < 0.7
-    sampled = target_only_cached(target, x, horizon, sigma, list(range(n_draws, 2 * n_draws)), seed=2)
+    sampled = target_only_cached(target, x, horizon, stats, sigma, list(range(n_draws, 2 * n_draws)), seed=2)
     assert same_distribution_failures(speculative, sampled) == []
-    shifted = target_only_cached(target, x, horizon, sigma, list(range(n_draws)), seed=3) + 0.05 * sigma
+    shifted = target_only_cached(target, x, horizon, stats, sigma, list(range(n_draws)), seed=3) + 0.05 * sigma
     assert "average over values" in same_distribution_failures(shifted, sampled)

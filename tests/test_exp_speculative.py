@@ -21,7 +21,7 @@ from exp.exp_forecast import FORECAST_RESULT_FILE, ExpForecast
 from exp.exp_speculative import ExpSpeculative
 from models import build_model
 from utils.checkpoint import load_checkpoint, save_checkpoint
-from speculative import TargetOnlyDecoder
+from speculative import RolloutOptions, TargetOnlyDecoder
 from speculative.random_streams import sample_generators
 from utils.spec_report import BREAKDOWN_FILE, SUMMARY_FILE, parse_summary
 
@@ -118,7 +118,7 @@ def forecast_records(path):
 
 
 def target_only(model, x, rollout='sliding'):
-    return TargetOnlyDecoder(model, rollout).generate(x, H, range(len(x)))
+    return TargetOnlyDecoder(model, RolloutOptions(rollout)).generate(x, H, range(len(x)))
 
 
 def read_csv(path):

@@ -19,7 +19,7 @@ from layers.attention import RotaryEmbedding, TokenLabels, flat_positions
 from layers.kv_cache import KVCache
 from models import build_model
 from models.output import Forecast
-from speculative import SpecConfig, SpeculativeDecoder, TargetOnlyDecoder
+from speculative import RolloutOptions, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder
 from speculative.engine import check_one_call
 from speculative.speed_model import StepCosts
 from test_model import reference_forward
@@ -361,9 +361,9 @@ def test_each_family_as_a_draft_with_tiny_sigma_is_target_only(name, rollout):
     target, draft = tiny('timer_xl'), tiny(name, seed=4, **DRAFTS[name])
     x, horizon = torch.randn(3, 16, 3, generator=torch.Generator().manual_seed(1)), 7 * 4
     config = SpecConfig(k=3, sigma=1e-6, patch_len=4, draft_stochastic=draft.stochastic)
-    decoder = SpeculativeDecoder(target, draft, config, rollout)
+    decoder = SpeculativeDecoder(target, draft, config, RolloutOptions(rollout))
     out = decoder.generate(x, horizon, [0, 1, 2])
-    expected = TargetOnlyDecoder(target, rollout).generate(x, horizon, [0, 1, 2])
+    expected = TargetOnlyDecoder(target, RolloutOptions(rollout)).generate(x, horizon, [0, 1, 2])
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
     assert decoder.counters.accepted == 0 < decoder.counters.attempted
     assert decoder.costs.one_call == (name == 'ttm')
@@ -375,9 +375,9 @@ def test_a_one_patch_ttm_is_a_one_call_draft_in_both_rollouts(rollout):
     """--ttm_patches 1 forecasts one patch per call from its window: it gets no KV cache in `cached` either."""
     target, draft = tiny('timer_xl'), tiny('ttm', seed=4, **{**DRAFTS['ttm'], 'ttm_patches': 1})
     x, horizon = torch.randn(2, 16, 3, generator=torch.Generator().manual_seed(1)), 5 * 4
-    decoder = SpeculativeDecoder(target, draft, SpecConfig(k=1, sigma=1e-6, patch_len=4, draft_stochastic=True), rollout)
+    decoder = SpeculativeDecoder(target, draft, SpecConfig(k=1, sigma=1e-6, patch_len=4, draft_stochastic=True), RolloutOptions(rollout))
     out = decoder.generate(x, horizon, [0, 1])
-    torch.testing.assert_close(out, TargetOnlyDecoder(target, rollout).generate(x, horizon, [0, 1]), rtol=0, atol=1e-5)
+    torch.testing.assert_close(out, TargetOnlyDecoder(target, RolloutOptions(rollout)).generate(x, horizon, [0, 1]), rtol=0, atol=1e-5)
     assert decoder.costs.one_call and decoder.counters.draft_calls == decoder.counters.attempted == 2 * 4
 
 

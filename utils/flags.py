@@ -113,6 +113,9 @@ def build_parser():
     a("--rollout", type=str, default="sliding", help="sliding or cached (KV caches, speculative.md 2.1)")
     a("--cache_max_tokens", type=int, default=0,
       help="with --rollout cached: new tokens attend to at most this many time steps (0: all)")
+    a("--cache_stats", type=str, default="trailing",
+      help="with --rollout cached: normalise each new step with the statistics of the L points ending with it "
+           "(trailing) or with the context window's (frozen)")
     a("--target_sample", action="store_true", help="target-only baseline emits mu_p + sigma*eps")
     a("--spec_compare_baseline", action="store_true")
     a("--spec_debug_accept", action="store_true")
@@ -160,7 +163,7 @@ def parse_script_flags(argv):
 RUN_ONLY_FLAGS = frozenset({
     "is_training", "checkpoints", "overwrite_checkpoint", "test_seq_len", "test_pred_len", "test_dir",
     "test_file_name", "visualize", "flash_attention", "num_workers", "itr", "gpu", "ddp", "dp", "devices",
-    "use_speculative", "rollout", "cache_max_tokens", "target_sample", "trace_inference_breakdown",
+    "use_speculative", "rollout", "cache_max_tokens", "cache_stats", "target_sample", "trace_inference_breakdown",
     "test_max_batches",
 })
 

@@ -9,7 +9,7 @@ and has the rollout line instead of the spec lines):
     mse:%.6f, mae:%.6f
     total_gen_time_s:%.6f, per_batch_s:%.6f
     accepted:%d, attempted:%d, acceptance_pct:%.2f
-    spec_k:%d, spec_sigma:%g, spec_accept_bias:%g, accept_mode:%s, rollout:%s, draft_stochastic:%d, spec_adaptive:%d
+    spec_k:%d, spec_sigma:%g, spec_accept_bias:%g, accept_mode:%s, rollout:%s (sliding, cached_trailing or cached_frozen), draft_stochastic:%d, spec_adaptive:%d
         [, test_pred_len:%d, batch_size:%d]   (when given: lets sweeps tell their grid points apart)
     forecasts:%d, target_calls:%d, target_calls_per_forecast:%.3f, target_only_calls_per_forecast:%d,
         draft_calls:%d, patches_per_target_call:%.3f, residual_fallbacks:%d        (one line)

@@ -59,6 +59,7 @@ CHOICES = {
     "data": tuple(DATA_DICT),
     "spec_accept_mode": ("tolerance", "lossless"),
     "rollout": ("sliding", "cached"),
+    "cache_stats": ("trailing", "frozen"),
 }
 AT_LEAST_ONE = ("seq_len", "input_token_len", "output_token_len", "test_seq_len", "test_pred_len", "d_model",
                 "n_heads", "d_ff", "e_layers", "distill_target_d_model", "distill_target_n_heads",
@@ -165,7 +166,7 @@ NEEDS = (
     Needs(("lradj",), lambda a: not a.cosine, "no --cosine (--cosine sets the schedule)"),
     Needs(("last_token",), lambda a: a.covariate, "--covariate"),
     Needs(("devices",), lambda a: a.dp, "--dp"),
-    Needs(("cache_max_tokens",), lambda a: a.rollout == "cached", "--rollout cached"),
+    Needs(("cache_max_tokens", "cache_stats"), lambda a: a.rollout == "cached", "--rollout cached"),
 )
 
 
@@ -467,18 +468,22 @@ def validate_script(args, rollout, k, checkpoints=None, used=(), renamed=None):
     """run.py's checks for a benchmark or analysis script that builds the target (--model) and the draft
     (--spec_draft_model) from run.py flags: those of a speculative test in `rollout` (cached, the stricter, for
     a script that runs both) with at most k proposals per round, reading checkpoints = (target path, draft
-    path), named --target_ckpt and --draft_ckpt; with checkpoints None (random weights and windows) the checks
-    of the flags alone. used: as in check_combinations. renamed: run.py flag -> the script's flag that set it,
+    path), named --target_ckpt and --draft_ckpt (draft path None: a target-only script, no draft); with
+    checkpoints None (random weights and windows) the checks of the flags alone. used: as in check_combinations. renamed: run.py flag -> the script's flag that set it,
     for the messages."""
-    args.is_training, args.use_speculative, args.rollout, args.spec_k = 0, True, rollout, k
-    args.spec_draft_ckpt = checkpoints[1] if checkpoints else "(untrained)"  # only ever read from checkpoints
+    with_draft = checkpoints is None or checkpoints[1] is not None
+    args.is_training, args.use_speculative, args.rollout = 0, with_draft, rollout
+    if with_draft:
+        args.spec_k = k
+        args.spec_draft_ckpt = checkpoints[1] if checkpoints else "(untrained)"  # only ever read from checkpoints
     try:
         check_values(args)
         check_combinations(args, used)
         if checkpoints is not None:
             check_data(args)
             check_checkpoint(model_source("--target_ckpt", checkpoints[0], args))
-            check_checkpoint(draft_source("--draft_ckpt", checkpoints[1], args))
+            if with_draft:
+                check_checkpoint(draft_source("--draft_ckpt", checkpoints[1], args))
     except UsageError as error:
         message = str(error)
         for name, script_flag in (renamed or {}).items():

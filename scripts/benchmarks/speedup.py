@@ -7,7 +7,9 @@
 For every (batch size, horizon) the candidates are: target `sliding`, target `cached`, and speculative
 decoding in both rollouts with fixed K (--ks) and adaptive K (up to max --ks), for every tolerance
 (or, with --spec_accept_mode lossless, lossless) sigma in --sigmas (default: --spec_sigma).
-`cached` candidates attend to at most --cache_max_tokens time steps when it is given. They decode the same
+`cached` candidates use --cache_stats (default trailing) and attend to at most --cache_max_tokens time
+steps when it is given; target `cached` with the other statistics (`target_cached_frozen` by default)
+is timed too, as the cost of the choice. They decode the same
 test windows (the first --n_batches batches of the test split of the dataset the flags name), one
 batch at a time, every candidate on every batch, the order rotating by one candidate per batch;
 before timing starts each candidate runs once, untimed, on the first batch (warm-up; the step
@@ -35,7 +37,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from data_provider.data_factory import get_dataset, get_loader  # noqa: E402
 from models import build_model, n_parameters  # noqa: E402
 from utils.flags import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
-from speculative import ROLLOUTS, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder  # noqa: E402
+from speculative import ROLLOUTS, RolloutOptions, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder  # noqa: E402
+from speculative.cached import CACHE_STATS  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
 from utils.stopwatch import timed  # noqa: E402
 from utils.validation import (check_device, check_not_given, check_numbers, check_output_folder,  # noqa: E402
@@ -43,7 +46,7 @@ from utils.validation import (check_device, check_not_given, check_numbers, chec
 
 COLUMNS = ["batch_size", "horizon", "candidate", "rollout", "sigma", "k", "per_batch_s", "speedup_vs_sliding",
            "speedup_vs_cached", "speedup_same_rollout", "acceptance_pct", "patches_per_target_call",
-           "target_calls_per_forecast", "c", "v", "predicted_speedup", "mse", "mse_vs_target"]
+           "target_calls_per_forecast", "c", "v", "predicted_speedup", "mse", "mse_vs_target", "mse_vs_sliding"]
 QUICK = dict(batch_sizes=[1, 8], horizons=[720], ks=[1, 3], n_batches=2)
 # run.py flags that the grid sets: given to this script, they would do nothing.
 REPLACED = (("rollout", "both rollouts are timed"), ("spec_k", "--ks sets K"),
@@ -97,14 +100,17 @@ def load_models(bench, args, device):
 def candidates(target, draft, args, ks, sigmas):
     """name -> (rollout, sigma or None, K or 'adaptive' or None, decoder)."""
     out = {}
-    for rollout in ROLLOUTS:
-        window = args.cache_max_tokens if rollout == "cached" else 0
-        out[f"target_{rollout}"] = (rollout, None, None, TargetOnlyDecoder(target, rollout, window))
+    for kind in ROLLOUTS:
+        rollout = RolloutOptions(kind, args.cache_max_tokens, args.cache_stats) if kind == "cached" else RolloutOptions()
+        out[f"target_{kind}"] = (kind, None, None, TargetOnlyDecoder(target, rollout))
         for sigma in sigmas:
             for k in ks + ["adaptive"]:
                 args.spec_sigma, args.spec_k, args.spec_adaptive = sigma, *((max(ks), True) if k == "adaptive" else (k, False))
-                decoder = SpeculativeDecoder(target, draft, SpecConfig.of(args), rollout, window)
-                out[f"spec_{rollout}_s{sigma:g}_k{k}"] = (rollout, sigma, k, decoder)
+                decoder = SpeculativeDecoder(target, draft, SpecConfig.of(args), rollout)
+                out[f"spec_{kind}_s{sigma:g}_k{k}"] = (kind, sigma, k, decoder)
+    other = next(stats for stats in CACHE_STATS if stats != args.cache_stats)
+    out[f"target_cached_{other}"] = ("cached", None, None,
+                                     TargetOnlyDecoder(target, RolloutOptions("cached", args.cache_max_tokens, other)))
     return out
 
 
@@ -157,6 +163,7 @@ def grid_rows(cands, seconds, preds, truth, batch_size, horizon):
                    speedup_vs_cached=median["target_cached"] / median[name],
                    speedup_same_rollout=median[f"target_{rollout}"] / median[name],
                    mse=mse(preds[name], truth), mse_vs_target=mse(preds[name], preds[f"target_{rollout}"]),
+                   mse_vs_sliding=mse(preds[name], preds["target_sliding"]),
                    target_calls_per_forecast=math.ceil(horizon / decoder.target.output_len))
         if isinstance(decoder, SpeculativeDecoder):
             row.update(speculative_columns(decoder, k))
@@ -185,7 +192,7 @@ def write_csv(rows, path):
 
 def markdown(rows):
     head = ["batch", "H", "candidate", "per_batch_s", "x sliding", "x cached", "accept %", "patches/call",
-            "target calls/forecast", "c", "v", "predicted", "MSE", "MSE vs target"]
+            "target calls/forecast", "c", "v", "predicted", "MSE", "MSE vs target", "MSE vs target sliding"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["batch_size"], r["horizon"], r["candidate"], f"{r['per_batch_s']:.4f}",
@@ -193,7 +200,7 @@ def markdown(rows):
         cells += [_fmt(r.get(name), digits) for name, digits in (("acceptance_pct", 1), ("patches_per_target_call", 2),
                                                                  ("target_calls_per_forecast", 2), ("c", 3), ("v", 2),
                                                                  ("predicted_speedup", 2))]
-        cells += [f"{r['mse']:.4f}", f"{r['mse_vs_target']:.4f}"]
+        cells += [f"{r['mse']:.4f}", f"{r['mse_vs_target']:.4f}", f"{r['mse_vs_sliding']:.4f}"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 

@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from models import build_model, n_parameters  # noqa: E402
 from speculative import ROLLOUTS  # noqa: E402
-from speculative.rollout import make_rollout  # noqa: E402
+from speculative.rollout import RolloutOptions, make_rollout  # noqa: E402
 from speculative.speed_model import measure_step_costs  # noqa: E402
 from speculative.tracer import SectionTimer  # noqa: E402
 from utils.flags import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
@@ -55,7 +55,7 @@ def cost_rows(target, draft, args, bench, device):
     for batch_size in bench.batch_sizes:
         x = torch.randn(batch_size, args.seq_len, args.n_vars, generator=torch.Generator().manual_seed(args.seed))
         for rollout in ROLLOUTS:
-            state = make_rollout(rollout, target, draft, x.to(device), math.ceil(HORIZON / target.output_len),
+            state = make_rollout(RolloutOptions(rollout, cache_stats=args.cache_stats), target, draft, x.to(device), math.ceil(HORIZON / target.output_len),
                                  k_max, SectionTimer(device, False))
             costs = measure_step_costs(state, k_max, device)
             cells = [f"{costs.c:.3f}"] + [f"{costs.v(k):.2f}" for k in bench.ks]
