@@ -69,22 +69,26 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("cos_table", torch.empty(0, n_freqs), persistent=False)
         self.register_buffer("sin_table", torch.empty(0, n_freqs), persistent=False)
 
-    def _tables(self, max_position):
+    def angles(self, positions, max_position):
+        """(cos, sin) [..., T, 1, E/4] of positions [T] or [B, T] long, all <= max_position (a host int: no
+        device sync); the tables grow on demand."""
         if max_position >= self.cos_table.shape[0]:
             length = max(2 * self.cos_table.shape[0], max_position + 1, 64)
             angles = torch.arange(length, device=self.inv_freq.device, dtype=torch.float32)[:, None] * self.inv_freq
             self.cos_table, self.sin_table = angles.cos(), angles.sin()
-        return self.cos_table, self.sin_table
+        return self.cos_table[positions].unsqueeze(-2), self.sin_table[positions].unsqueeze(-2)
 
-    def forward(self, u, positions):
-        """u: [B, T, H, E]; positions: [T] or [B, T] long. Returns u with its first E/2 dims rotated."""
-        cos_table, sin_table = self._tables(int(positions.max()))
-        cos = cos_table[positions].unsqueeze(-2).to(u.dtype)
-        sin = sin_table[positions].unsqueeze(-2).to(u.dtype)
+    def rotate(self, u, cos, sin):
+        """u: [B, T, H, E] with its first E/2 dims rotated by the angles (cos, sin) of its T positions."""
+        cos, sin = cos.to(u.dtype), sin.to(u.dtype)
         rotated, passed = u[..., :self.rotated_dims], u[..., self.rotated_dims:]
         even, odd = rotated[..., 0::2], rotated[..., 1::2]
         rotated = torch.stack((even * cos - odd * sin, odd * cos + even * sin), dim=-1).flatten(-2)
         return torch.cat((rotated, passed), dim=-1)
+
+    def forward(self, u, positions):
+        """u: [B, T, H, E]; positions: [T] or [B, T] long. Returns u with its first E/2 dims rotated."""
+        return self.rotate(u, *self.angles(positions, int(positions.max())))
 
 
 class BinaryVariableBias(nn.Module):
@@ -94,9 +98,9 @@ class BinaryVariableBias(nn.Module):
         super().__init__()
         self.emb = nn.Embedding(2, n_heads)
 
-    def forward(self, q: TokenLabels, k: TokenLabels):
-        same_var = (q.var[:, None] == k.var[None, :]).long()
-        return self.emb(same_var).permute(2, 0, 1)  # [H, Tq, Tk]
+    def forward(self, same_var):
+        """same_var: [Tq, Tk] long (1 where query and key share the variable) -> [H, Tq, Tk]."""
+        return self.emb(same_var).permute(2, 0, 1)
 
 
 def attend(q, k, v, additive, dropout_p, use_sdpa):
@@ -112,6 +116,20 @@ def attend(q, k, v, additive, dropout_p, use_sdpa):
     return probs @ v
 
 
+@dataclass
+class CallPlan:
+    """What every layer of one forward shares, built once per call: no layer rebuilds a mask or a RoPE table,
+    and none waits for the device.
+    n_vars: variables per time step; key_steps: cache slots the keys span (0 without a cache);
+    blocked: [Tq, Tk] or [R, Tq, Tk], True where a key is hidden; same_var: [Tq, Tk] long, for the variable
+    bias (None without one); rotation: (cos, sin) of the new tokens' positions (None without RoPE)."""
+    n_vars: int
+    key_steps: int
+    blocked: torch.Tensor
+    same_var: torch.Tensor = None
+    rotation: tuple = None
+
+
 class TimeAttention(nn.Module):
     """Timer-XL inner attention over all variables jointly: RoPE on the time index, variable bias,
     label-based mask. Tokens are time-major [B, T*C, H, E], which views the cache layout directly."""
@@ -125,9 +143,18 @@ class TimeAttention(nn.Module):
         self.covariate = covariate
         self.use_sdpa = use_sdpa
 
-    def position(self, q, k, labels: TokenLabels, n_vars):
-        positions = flat_positions(labels, n_vars) if self.flat_rope else labels.time
-        return self.rope(q, positions), self.rope(k, positions)
+    def plan(self, labels: TokenLabels, n_vars, n_steps, key_steps=0, window=0):
+        """The CallPlan of n_steps new time steps labelled `labels`, on top of key_steps cached ones (a host int)."""
+        keys = labels if not key_steps else TokenLabels.grid(n_vars, key_steps, labels.var.device)
+        if self.flat_rope:
+            positions, last = flat_positions(labels, n_vars), n_vars * n_steps - 1
+        else:
+            positions, last = labels.time, (key_steps or n_steps) - 1
+        return CallPlan(n_vars, key_steps, blocked_mask(labels, keys, n_vars, self.covariate, window),
+                        (labels.var[:, None] == keys.var[None, :]).long(), self.rope.angles(positions, last))
+
+    def rotate(self, q, k, plan: CallPlan):
+        return self.rope.rotate(q, *plan.rotation), self.rope.rotate(k, *plan.rotation)
 
     @staticmethod
     def to_cache(t, n_vars):
@@ -138,14 +165,9 @@ class TimeAttention(nn.Module):
     def from_cache(t):
         return t.flatten(1, 2)
 
-    @staticmethod
-    def key_labels(n_steps, n_vars, device):
-        return TokenLabels.grid(n_vars, n_steps, device)
-
-    def forward(self, q, k, v, q_labels: TokenLabels, k_labels: TokenLabels, n_vars, window=0):
+    def forward(self, q, k, v, plan: CallPlan):
         """q: [B, Tq, H, E] (positions applied); k, v: [B, Tk, H, E]. Returns [B, Tq, H, E]."""
-        mask = blocked_mask(q_labels, k_labels, n_vars, self.covariate, window)
-        additive = additive_mask(self.attn_bias(q_labels, k_labels).to(q.dtype), mask)
+        additive = additive_mask(self.attn_bias(plan.same_var).to(q.dtype), plan.blocked)
         dropout_p = self.dropout if self.training else 0.0
         out = attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), additive, dropout_p, self.use_sdpa)
         return out.transpose(1, 2)
@@ -160,7 +182,13 @@ class CausalAttention(nn.Module):
         self.dropout = dropout
         self.use_sdpa = use_sdpa
 
-    def position(self, q, k, labels: TokenLabels, n_vars):
+    @staticmethod
+    def plan(labels: TokenLabels, n_vars, n_steps, key_steps=0, window=0):
+        keys = labels if not key_steps else TokenLabels.grid(1, key_steps, labels.var.device)
+        return CallPlan(n_vars, key_steps, blocked_mask(labels, keys, 1, window=window))
+
+    @staticmethod
+    def rotate(q, k, plan: CallPlan):
         return q, k
 
     @staticmethod
@@ -172,13 +200,8 @@ class CausalAttention(nn.Module):
     def from_cache(t):
         return t.transpose(1, 2).flatten(0, 1)
 
-    @staticmethod
-    def key_labels(n_steps, n_vars, device):
-        return TokenLabels.grid(1, n_steps, device)
-
-    def forward(self, q, k, v, q_labels: TokenLabels, k_labels: TokenLabels, n_vars, window=0):
-        mask = blocked_mask(q_labels, k_labels, 1, window=window)
-        additive = additive_mask(torch.zeros((), dtype=q.dtype, device=q.device), mask)
+    def forward(self, q, k, v, plan: CallPlan):
+        additive = additive_mask(torch.zeros((), dtype=q.dtype, device=q.device), plan.blocked)
         dropout_p = self.dropout if self.training else 0.0
         out = attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), additive, dropout_p, self.use_sdpa)
         return out.transpose(1, 2)
@@ -198,17 +221,16 @@ class AttentionLayer(nn.Module):
         self.value_projection = nn.Linear(d_model, head_dim * n_heads)
         self.out_projection = nn.Linear(head_dim * n_heads, d_model)
 
-    def forward(self, h, labels: TokenLabels, n_vars, cache=None, layer_index=0):
+    def forward(self, h, plan: CallPlan, cache=None, layer_index=0):
         B, T, _ = h.shape
         inner = self.inner_attention
         q = self.query_projection(h).view(B, T, self.n_heads, -1)
         k = self.key_projection(h).view(B, T, self.n_heads, -1)
         v = self.value_projection(h).view(B, T, self.n_heads, -1)
-        q, k = inner.position(q, k, labels, n_vars)
-        k_labels, window = labels, 0
+        q, k = inner.rotate(q, k, plan)
         if cache is not None:
-            k_all, v_all = cache.update(layer_index, inner.to_cache(k, n_vars), inner.to_cache(v, n_vars))
+            k_all, v_all = cache.update(layer_index, inner.to_cache(k, plan.n_vars), inner.to_cache(v, plan.n_vars),
+                                        plan.key_steps)
             k, v = inner.from_cache(k_all), inner.from_cache(v_all)
-            k_labels, window = inner.key_labels(k_all.shape[1], n_vars, h.device), cache.window
-        out = inner(q, k, v, labels, k_labels, n_vars, window)
+        out = inner(q, k, v, plan)
         return self.out_projection(out.reshape(B, T, -1))

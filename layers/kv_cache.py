@@ -11,9 +11,9 @@ masked slot cannot turn an output into NaN.
 The cache holds keys and values only: the normalisation statistics of the steps fed are the caller's
 (speculative/cached.py), given with each call.
 
-Protocol: a model reads `lengths` to label its new tokens, each attention layer calls `update`
-(which writes at `lengths` and returns every key up to the new end), and the decoder stack calls
-`extend` once after its last layer.
+Protocol: a model reads `lengths` to label its new tokens, the decoder stack reads `key_steps` once
+per call, each attention layer calls `update` (which writes at `lengths` and returns every key up to
+the call's end), and the decoder stack calls `extend` once after its last layer.
 """
 import torch
 
@@ -32,11 +32,15 @@ class KVCache:
             self.lengths = torch.zeros(batch, dtype=torch.long, device=device)
         return self.lengths
 
-    def update(self, layer, key, value):
+    def key_steps(self, n_new):
+        """The slots the keys of a call feeding n_new steps span: the longest new end. Read once per call
+        (the call's one host-device synchronisation)."""
+        return int(self.lengths.max()) + n_new
+
+    def update(self, layer, key, value, end):
         """Write key/value [B, T_new, C, H, E] at each sample's length; return the layer's keys and
-        values [B, T_used, C, H, E] up to the longest new end."""
+        values [B, end, C, H, E] (end: key_steps of this call)."""
         n_new = key.shape[1]
-        end = int(self.lengths.max()) + n_new
         self.keys[layer] = self._grown(self.keys[layer], key, end)
         self.values[layer] = self._grown(self.values[layer], value, end)
         rows = torch.arange(len(self.lengths), device=key.device)[:, None]

@@ -282,3 +282,46 @@ def test_lossless_cached_is_distributed_as_target_only_cached_sampling(stats):
     assert same_distribution_failures(speculative, sampled) == []
     shifted = target_only_cached(target, x, horizon, stats, sigma, list(range(n_draws)), seed=3) + 0.05 * sigma
     assert "average over values" in same_distribution_failures(shifted, sampled)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize('key', FAMILIES)
+def test_host_reads_per_cached_call_do_not_grow_with_depth(key, monkeypatch):
+    """Every read of a device value on the host (int(), .item(), .tolist(), bool()) is a synchronisation on a
+    GPU: a cached call makes the same few however many layers the model has, none per layer."""
+    reads = []
+    for method in ('__int__', 'item', 'tolist', '__bool__'):
+        original = getattr(torch.Tensor, method)
+        monkeypatch.setattr(torch.Tensor, method, lambda self, *a, _m=original, _n=method: (reads.append(_n), _m(self, *a))[1])
+
+    def reads_of_one_step(e_layers):
+        model, x = family(key, e_layers=e_layers), series()
+        cache = KVCache(model.n_layers)
+        model(x[:, :4 * P], cache)
+        cache.crop(torch.tensor([2, 4]))
+        reads.clear()
+        model(x[:, 4 * P:6 * P], cache)
+        return len(reads)
+
+    assert reads_of_one_step(1) == reads_of_one_step(4) <= 1
+
+
+@torch.no_grad()
+@pytest.mark.parametrize('key', FAMILIES)
+def test_masks_and_rotary_angles_are_built_once_per_call(key, monkeypatch):
+    import layers.attention as attention
+    built = []
+    blocked_mask, grid, angles = attention.blocked_mask, attention.TokenLabels.grid, attention.RotaryEmbedding.angles
+    monkeypatch.setattr(attention, 'blocked_mask', lambda *a, **k: (built.append('mask'), blocked_mask(*a, **k))[1])
+    monkeypatch.setattr(attention.TokenLabels, 'grid', staticmethod(lambda *a: (built.append('labels'), grid(*a))[1]))
+    monkeypatch.setattr(attention.RotaryEmbedding, 'angles', lambda *a: (built.append('angles'), angles(*a))[1])
+
+    def built_in_one_step(e_layers):
+        model, x = family(key, e_layers=e_layers), series()
+        cache = KVCache(model.n_layers)
+        model(x[:, :4 * P], cache)
+        built.clear()
+        model(x[:, 4 * P:5 * P], cache)
+        return sorted(built)
+
+    assert built_in_one_step(1) == built_in_one_step(4)

@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from conftest import make_args
 from layers.attention import RotaryEmbedding, TokenLabels, blocked_mask
@@ -373,7 +374,8 @@ def reference_forward(model, x, flat_positions):
         scores = torch.einsum('bihe,bjhe->bhij', rope_reference(q, positions), rope_reference(k, positions)) + bias
         probs = torch.softmax(scores.masked_fill(blocked, float('-inf')) / math.sqrt(q.shape[-1]), dim=-1)
         h = layer.norm1(h + attn.out_projection(torch.einsum('bhij,bjhe->bihe', probs, v).flatten(2)))
-        h = layer.norm2(h + layer.conv2(torch.relu(layer.conv1(h.transpose(1, 2)))).transpose(1, 2))
+        ffn = torch.relu(F.conv1d(h.transpose(1, 2), layer.conv1.weight, layer.conv1.bias))  # OpenLTM's Conv1d path
+        h = layer.norm2(h + F.conv1d(ffn, layer.conv2.weight, layer.conv2.bias).transpose(1, 2))
     return model.head(model.blocks.norm(h)).reshape(batch, n_vars, -1).transpose(1, 2)  # variable-major tokens
 
 
