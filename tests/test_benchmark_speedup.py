@@ -71,3 +71,14 @@ def test_step_costs_table_for_fixed_costs(monkeypatch, draft, speedup_k2):
     assert seen == [('SlidingRollout', 1, 2), ('CachedRollout', 1, 2), ('SlidingRollout', 3, 2), ('CachedRollout', 3, 2)]
     assert all(row[2:] == ['0.500', '1.50', '2.00', '1.00', speedup_k2] for row in rows)
     assert [row[:2] for row in rows] == [['sliding', '1'], ['cached', '1'], ['sliding', '3'], ['cached', '3']]
+
+
+def test_without_a_draft_only_the_target_only_candidates_run(tmp_path):
+    torch.manual_seed(0)
+    save_checkpoint(build_model('timer_xl', make_args(**MODEL, use_norm=True)), str(tmp_path / 'target.pth'))
+    flags = dict(target_ckpt=tmp_path / 'target.pth', out_dir=tmp_path / 'out', root_path=ETT_ROOT,
+                 data_path='ETTh1.csv', num_workers=0, batch_sizes=1, horizons=288, n_batches=1, use_norm=True, **MODEL)
+    rows = speedup.main(cli_args(flags))
+    at = {r['candidate']: r for r in rows}
+    assert set(at) == {'target_sliding', 'target_cached', 'target_cached_frozen'}
+    assert at['target_cached']['mse_vs_target'] == 0 < at['target_cached_frozen']['mse_vs_target']

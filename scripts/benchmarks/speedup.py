@@ -1,6 +1,6 @@
 """Speedup benchmark: target-only and speculative decoding, `sliding` and `cached`, in ONE process.
 
-    python scripts/benchmarks/speedup.py --target_ckpt T.pth --draft_ckpt D.pth <run.py flags of the target> \
+    python scripts/benchmarks/speedup.py --target_ckpt T.pth [--draft_ckpt D.pth] <run.py flags of the target> \
         [--draft_stochastic] [--batch_sizes 1 8 32] [--horizons 720 1440] [--ks 1 2 3 4] [--sigmas 0.3 0.7] \
         [--n_batches 5] [--quick] [--device cuda] [--out_dir benchmark_results]
 
@@ -9,7 +9,8 @@ decoding in both rollouts with fixed K (--ks) and adaptive K (up to max --ks), f
 (or, with --spec_accept_mode lossless, lossless) sigma in --sigmas (default: --spec_sigma).
 `cached` candidates use --cache_stats (default trailing) and attend to at most --cache_max_tokens time
 steps when it is given; target `cached` with the other statistics (`target_cached_frozen` by default)
-is timed too, as the cost of the choice. They decode the same
+is timed too, as the cost of the choice. Without --draft_ckpt only the target-only candidates run: the
+gain of caching alone. They decode the same
 test windows (the first --n_batches batches of the test split of the dataset the flags name), one
 batch at a time, every candidate on every batch, the order rotating by one candidate per batch;
 before timing starts each candidate runs once, untimed, on the first batch (warm-up; the step
@@ -41,8 +42,8 @@ from speculative import ROLLOUTS, RolloutOptions, SpecConfig, SpeculativeDecoder
 from speculative.cached import CACHE_STATS  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
 from utils.stopwatch import timed  # noqa: E402
-from utils.validation import (check_device, check_not_given, check_numbers, check_output_folder,  # noqa: E402
-                              exit_on_usage_error, validate_script)
+from utils.validation import (UsageError, check_device, check_not_given, check_numbers,  # noqa: E402
+                              check_output_folder, exit_on_usage_error, validate_script)
 
 COLUMNS = ["batch_size", "horizon", "candidate", "rollout", "sigma", "k", "per_batch_s", "speedup_vs_sliding",
            "speedup_vs_cached", "speedup_same_rollout", "acceptance_pct", "patches_per_target_call",
@@ -60,7 +61,7 @@ def bench_parser():
     """The benchmark's own flags; every other flag is run.py's."""
     own = OneLineErrorParser(description=__doc__.split("\n")[0], epilog=RUN_PY_FLAGS)
     own.add_argument("--target_ckpt", required=True)
-    own.add_argument("--draft_ckpt", required=True)
+    own.add_argument("--draft_ckpt", default=None, help="without it: target-only candidates only")
     own.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8, 32])
     own.add_argument("--horizons", type=int, nargs="+", default=[720, 1440])
     own.add_argument("--ks", type=int, nargs="+", default=[1, 2, 3, 4])
@@ -85,25 +86,29 @@ def parse(argv=None):
         check_device(bench.device)
         check_output_folder("--out_dir", bench.out_dir)
         args.test_pred_len = max(bench.horizons)  # the longest forecast must fit in the test split
+        if bench.draft_ckpt is None and bench.sigmas:
+            raise UsageError("--sigmas does nothing without --draft_ckpt (only target-only candidates run)")
         validate_script(args, "cached", max(bench.ks), (bench.target_ckpt, bench.draft_ckpt),
-                        renamed={"spec_k": "the largest --ks", "test_pred_len": "the longest --horizons"})
+                        renamed={"spec_k": "the largest --ks", "test_pred_len": "the longest --horizons",
+                                 "use_speculative": "--draft_ckpt"})
     bench.sigmas = bench.sigmas or [args.spec_sigma]
     return bench, args
 
 
 def load_models(bench, args, device):
-    target = load_checkpoint(build_model(args.model, args), bench.target_ckpt)
-    draft = load_checkpoint(build_model(args.spec_draft_model, args), bench.draft_ckpt)
-    return target.to(device).eval(), draft.to(device).eval()
+    target = load_checkpoint(build_model(args.model, args), bench.target_ckpt).to(device).eval()
+    if bench.draft_ckpt is None:
+        return target, None
+    return target, load_checkpoint(build_model(args.spec_draft_model, args), bench.draft_ckpt).to(device).eval()
 
 
 def candidates(target, draft, args, ks, sigmas):
-    """name -> (rollout, sigma or None, K or 'adaptive' or None, decoder)."""
+    """name -> (rollout, sigma or None, K or 'adaptive' or None, decoder); target-only ones alone without a draft."""
     out = {}
     for kind in ROLLOUTS:
         rollout = RolloutOptions(kind, args.cache_max_tokens, args.cache_stats) if kind == "cached" else RolloutOptions()
         out[f"target_{kind}"] = (kind, None, None, TargetOnlyDecoder(target, rollout))
-        for sigma in sigmas:
+        for sigma in sigmas if draft is not None else ():
             for k in ks + ["adaptive"]:
                 args.spec_sigma, args.spec_k, args.spec_adaptive = sigma, *((max(ks), True) if k == "adaptive" else (k, False))
                 decoder = SpeculativeDecoder(target, draft, SpecConfig.of(args), rollout)
@@ -234,8 +239,10 @@ def main(argv=None):
     device = torch.device(bench.device)
     torch.manual_seed(args.seed)
     target, draft = load_models(bench, args, device)
-    print(f"target {args.model}: {n_parameters(target):,} parameters; draft {args.spec_draft_model}: "
-          f"{n_parameters(draft):,} parameters ({n_parameters(draft) / n_parameters(target):.1%})")
+    print(f"target {args.model}: {n_parameters(target):,} parameters")
+    if draft is not None:
+        print(f"draft {args.spec_draft_model}: {n_parameters(draft):,} parameters "
+              f"({n_parameters(draft) / n_parameters(target):.1%})")
     grid = [(b, h) for b in bench.batch_sizes for h in bench.horizons]
     rows = []
     for batch_size, horizon in tqdm(grid, desc="speedup grid"):
