@@ -5,14 +5,17 @@ built from the same flags and loaded from --spec_draft_ckpt at start-up: timer_x
 timer_draft scale the target's sizes by --draft_scale_*; ttm has sizes of its own (--hidden_dim,
 --layers, ...), which the scales do not touch.
 Both decode with --rollout. Before timing starts, each side runs once, untimed, on the first batch
-(the speculative decoder measures its step costs c and v there). With --spec_compare_baseline the
-target-only rollout runs on the same batches, the order alternating every batch, and the record
-gets the measured speedup, mse_vs_target and the speed model's prediction.
+(the speculative decoder measures its step costs there); after each timed batch, untimed, the decoder
+measures them once more, so c, v and the prefill costs are medians over the run. The record gets them
+with their ranges and the speed model's prediction; with --spec_compare_baseline the target-only
+rollout runs on the same batches, the order alternating every batch, and the record also gets the
+measured speedup and mse_vs_target.
 """
 from exp.exp_forecast import ExpForecast
 from models import build_model
 from speculative import RolloutOptions, SpecConfig, SpeculativeDecoder
 from speculative.debug_rows import debug_rows
+from speculative.speed_model import speed_report
 from utils.checkpoint import load_checkpoint
 from utils.metrics import StreamingMetrics
 from utils.spec_report import (BREAKDOWN_FILE, SUMMARY_FILE, write_debug_csv, write_speculative_breakdown,
@@ -58,6 +61,7 @@ class ExpSpeculative(ExpForecast):
         outputs = {name: timed(runs[name], x.device) for name in order}
         pred, seconds = outputs["speculative"]
         self.gen_time_s += seconds
+        self.decoder.sample_costs(x, args.test_pred_len)
         if with_debug:
             self.debug_rows += [row for record in self.decoder.round_records for row in debug_rows(record, self.config)]
         if args.spec_compare_baseline:
@@ -76,16 +80,9 @@ class ExpSpeculative(ExpForecast):
         counters = self.decoder.counters
         return {"accept%": f"{counters.acceptance_pct:.1f}", "patches/call": f"{counters.patches_per_target_call:.2f}"}
 
-    def _speed_model(self):
-        """Step costs measured on the warm-up batch: c, v of the configured K and the speedup they
-        predict with the measured acceptance."""
-        costs, counters, k = self.decoder.costs, self.decoder.counters, self.config.k
-        alpha = counters.accepted / counters.attempted if counters.attempted else 0.0
-        return dict(cost_ratio_c=costs.c, verify_cost_v=costs.v(k), predicted_speedup=costs.speedup(alpha, k))
-
     def _report_inference(self, setting, result, n_batches):
         args = self.args
-        extra = self._speed_model()
+        extra = dict(speed=speed_report(self.decoder.costs, self.decoder.counters, self.config.k))
         if args.spec_compare_baseline:
             extra.update(baseline_per_batch_s=self.baseline_time_s / n_batches,
                          mse_vs_target=self.squared_diff_to_target / self.n_values,

@@ -4,9 +4,11 @@ A round of 8 active samples adds 8 target calls (one verify pass each, batched i
 call); draft_calls counts per-sample draft calls: proposals made for an autoregressive draft, one
 per round for a one-call draft. `attempted` counts proposals
 actually tested (up to and including the first rejection of a round), `accepted` the accepted ones.
-Correction and bonus patches are not proposals.
+Correction and bonus patches are not proposals. verify_calls_by_k[k] counts per-sample verify calls
+with k proposals (the speed model's v(k) terms). adaptive_fallback_rounds counts rounds of the batch
+in which adaptive K decoded with K = --spec_k because the measured step costs were impossible.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 NAN = float("nan")
 
@@ -20,6 +22,8 @@ class SpecCounters:
     draft_calls: int = 0
     patches_emitted: int = 0
     residual_fallbacks: int = 0
+    verify_calls_by_k: list = field(default_factory=list)
+    adaptive_fallback_rounds: int = 0
 
     @property
     def acceptance_pct(self):

@@ -15,9 +15,11 @@ per round in the order: lossless proposals ε_1..ε_keff, uniforms U_1..U_keff, 
 residual tries (ε, U, ε, U, ...) or the bonus ε. Without --spec_adaptive its output therefore does
 not depend on the batch it is in nor on the other samples.
 
-The first generate() call measures the step costs (c and v per K) on its batch before decoding it;
-callers make it the untimed warm-up. With `round_records` set to a list, every round is kept by
-reference there, for the debug CSV (speculative/debug_rows.py) to be built outside the timed region.
+The first generate() call measures the step costs (c, v per K, prefills; speculative/speed_model.py)
+on its batch before decoding it, WARM_UP_REPEATS times after an untimed pass; callers make it the
+untimed warm-up and add one repeat per later batch with sample_costs(), outside the timed region, so
+that the costs are medians over the whole run. With `round_records` set to a list, every round is kept
+by reference there, for the debug CSV (speculative/debug_rows.py) to be built outside the timed region.
 """
 import math
 
@@ -31,8 +33,10 @@ from speculative.debug_rows import RoundRecord
 from speculative.proposer import DraftProposer
 from speculative.random_streams import log_uniform_draws, normal_draws, sample_generators
 from speculative.rollout import RolloutOptions, make_rollout
-from speculative.speed_model import measure_step_costs
+from speculative.speed_model import StepCosts, measure_step_costs
 from speculative.tracer import SectionTimer
+
+WARM_UP_REPEATS = 3
 
 
 class SpeculativeDecoder:
@@ -55,9 +59,9 @@ class SpeculativeDecoder:
         """Forecast `horizon` steps for x [B, L, C]; sample_ids are the samples' global indices.
         Returns [B, horizon, C]."""
         n_patches = math.ceil(horizon / self.config.patch_len)
-        rollout = make_rollout(self.rollout, self.target, self.draft, x, n_patches, self.config.k, self.tracer)
         if self.costs is None:
-            self.costs = measure_step_costs(rollout, self.config.k, x.device)
+            self.sample_costs(x, horizon, WARM_UP_REPEATS)
+        rollout = make_rollout(self.rollout, self.target, self.draft, x, n_patches, self.config.k, self.tracer)
         out = x.new_full((x.shape[0], n_patches * self.config.patch_len, x.shape[2]), float("nan"))
         active = torch.arange(x.shape[0], device=x.device)
         generators, ids = sample_generators(self.config.seed, sample_ids), list(sample_ids)
@@ -77,6 +81,20 @@ class SpeculativeDecoder:
                 ids = [i for i, kept in zip(ids, keep) if kept]
             round_i += 1
         return out[:, :horizon]
+
+    @torch.no_grad()
+    def sample_costs(self, x, horizon, repeats=1):
+        """Adds `repeats` measurements of the step costs on batch x [B, L, C] to self.costs (created on
+        the first call). Untimed: callers run it outside the timed region."""
+        n_patches = math.ceil(horizon / self.config.patch_len)
+
+        def build(with_draft):
+            draft, k = (self.draft, self.config.k) if with_draft else (None, 0)
+            return make_rollout(self.rollout, self.target, draft, x, n_patches, k, SectionTimer())
+
+        if self.costs is None:
+            self.costs = StepCosts(is_one_call(self.draft))
+        measure_step_costs(build, self.config.k, x.device, self.costs, repeats)
 
     def _round(self, rollout, k_eff, generators, ids, round_i, batch_idx):
         proposals = self.proposer.propose(rollout, k_eff, generators)
@@ -134,6 +152,9 @@ class SpeculativeDecoder:
         self.tally.attempted += attempted
         self.tally.accepted += accepted
         c = self.counters
+        for k in k_eff.tolist():
+            c.verify_calls_by_k += [0] * (k + 1 - len(c.verify_calls_by_k))
+            c.verify_calls_by_k[k] += 1
         c.target_calls += len(n_accepted)
         c.attempted += attempted
         c.accepted += accepted

@@ -13,10 +13,11 @@ rollout (recomputed windows in `sliding`, its KV cache in `cached`).
 Adaptive K (--spec_adaptive): before each round, the K in 0..--spec_k with the largest predicted
 speedup (speculative/speed_model.py) for the acceptance measured so far by the decoder (warm-up
 included, with one pseudo-acceptance so that it starts by proposing) and the step costs measured
-on the warm-up batch; K = 0 is a plain target step, so the engine falls back to
-target-only decoding when speculation does not pay. Only the number of proposals changes, never the
-acceptance rule, so lossless output keeps the target's distribution; but K then depends on the
-other samples and on timings, so a sample's output is no longer independent of its batch.
+so far; K = 0 is a plain target step, so the engine falls back to target-only decoding when
+speculation does not pay. While the measured costs are impossible (c <= 0, v(k) < 1) it decodes with
+K = --spec_k and counts the round in adaptive_fallback_rounds. Only the number of proposals changes,
+never the acceptance rule, so lossless output keeps the target's distribution; but K then depends on
+the other samples and on timings, so a sample's output is no longer independent of its batch.
 """
 from dataclasses import dataclass
 
@@ -42,6 +43,9 @@ class DraftProposer:
 
     def choose_k(self, costs, alpha):
         if not self.config.adaptive:
+            return self.config.k
+        if costs.problems:  # impossible costs would choose K on noise: decode as with a fixed K
+            self.counters.adaptive_fallback_rounds += 1
             return self.config.k
         return costs.best_k(alpha, self.config.k)
 

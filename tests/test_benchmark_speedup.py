@@ -47,29 +47,39 @@ def test_quick_benchmark_rows_and_ratios(tmp_path, draft):
                 assert float(r[column]) == pytest.approx(float(at[base]['per_batch_s']) / seconds)
         assert float(at['target_cached']['mse_vs_target']) == float(at['target_sliding']['mse_vs_sliding']) == 0.0
         assert float(at['spec_cached_s0.7_k3']['target_calls_per_forecast']) <= 8 == float(at['target_cached']['target_calls_per_forecast'])
+        for r in at.values():
+            if r['candidate'].startswith('spec_'):  # 3 warm-up repeats, then one after each of the 9 passes
+                assert float(r['c_min']) <= float(r['c']) <= float(r['c_max']) and r['cost_repeats'] == '12'
+                assert r['cost_check'] != 'ok' or float(r['predicted_speedup']) > 0
     assert (tmp_path / 'out' / 'speedup.png').stat().st_size > 0
 
 
 import step_costs  # noqa: E402
-from speculative.speed_model import StepCosts  # noqa: E402
+from speculative import speed_model  # noqa: E402
+from speculative.speed_model import Repeat  # noqa: E402
 
 
 @pytest.mark.parametrize('draft, speedup_k2', [({}, '1.00'), (TTM, '1.20')], ids=['autoregressive', 'one_call'])
 def test_step_costs_table_for_fixed_costs(monkeypatch, draft, speedup_k2):
     """With c = 0.5 and v(1), v(2) = 1.5, 2 (stubbed timings): S(a=1) = 2 / (0.5 + 1.5) = 1 at K = 1;
-    at K = 2, 3 / (2*0.5 + 2) = 1 for an autoregressive draft, 3 / (0.5 + 2) = 1.2 for a one-call draft."""
-    seen = []
+    at K = 2, 3 / (2*0.5 + 2) = 1 for an autoregressive draft, 3 / (0.5 + 2) = 1.2 for a one-call draft.
+    The second repeat is under load (2x): the ratios, and so their ranges, stay the same."""
+    seen, loads = [], iter([1.0, 1.0, 2.0] * 4)  # per table row: the untimed pass, then 2 repeats
 
-    def fixed_costs(rollout, k_max, device):
-        seen.append((type(rollout).__name__, len(rollout.length), k_max))
-        return StepCosts(0.5, [1.0, 1.5, 2.0], rollout.one_call_draft)
+    def fixed_costs(build, k_max, device):
+        seen.append((type(build(True)).__name__, len(build(False).length), k_max))
+        load = next(loads)
+        return Repeat(0.5 * load, (1.0 * load, 1.5 * load, 2.0 * load), 3.0 * load, 2.0 * load)
 
-    monkeypatch.setattr(step_costs, 'measure_step_costs', fixed_costs)
-    bench, args = step_costs.parse(cli_args(dict(**MODEL, **draft, n_vars=2)) + ['--batch_sizes', '1', '3', '--ks', '1', '2'])
+    monkeypatch.setattr(speed_model, 'time_calls', fixed_costs)
+    flags = cli_args(dict(**MODEL, **draft, n_vars=2)) + ['--batch_sizes', '1', '3', '--ks', '1', '2', '--repeats', '2']
+    bench, args = step_costs.parse(flags)
     target, draft_model = build_model(args.model, args).eval(), build_model(args.spec_draft_model, args).eval()
     rows = list(step_costs.cost_rows(target, draft_model, args, bench, 'cpu'))
-    assert seen == [('SlidingRollout', 1, 2), ('CachedRollout', 1, 2), ('SlidingRollout', 3, 2), ('CachedRollout', 3, 2)]
-    assert all(row[2:] == ['0.500', '1.50', '2.00', '1.00', speedup_k2] for row in rows)
+    assert seen == [('SlidingRollout', 1, 2)] * 3 + [('CachedRollout', 1, 2)] * 3 + \
+        [('SlidingRollout', 3, 2)] * 3 + [('CachedRollout', 3, 2)] * 3
+    assert all(row[2:] == ['0.500 (0.500-0.500)', '1.50 (1.50-1.50)', '2.00 (2.00-2.00)', '3.00', '1.00', speedup_k2]
+               for row in rows)
     assert [row[:2] for row in rows] == [['sliding', '1'], ['cached', '1'], ['sliding', '3'], ['cached', '3']]
 
 
@@ -82,3 +92,51 @@ def test_without_a_draft_only_the_target_only_candidates_run(tmp_path):
     at = {r['candidate']: r for r in rows}
     assert set(at) == {'target_sliding', 'target_cached', 'target_cached_frozen'}
     assert at['target_cached']['mse_vs_target'] == 0 < at['target_cached_frozen']['mse_vs_target']
+
+
+# ---- fairness of the timed passes, on fake decoders and a fake timer ----------------------------------
+
+class RecordingDecoder:
+    """Records (name, batch, timed) for every generate call; the batch is read from x."""
+
+    def __init__(self, name, log, timing):
+        self.name, self.log, self.timing = name, log, timing
+
+    def generate(self, x, horizon, ids):
+        self.log.append((self.name, int(x[0, 0, 0]), self.timing[0]))
+        return x.new_zeros(len(x), horizon, 1)
+
+
+@pytest.mark.parametrize('n_candidates, n_batches', [(12, 2), (3, 5), (4, 4)])
+def test_measure_warms_up_untimed_then_rotates_every_candidate_through_every_position(monkeypatch, n_candidates,
+                                                                                      n_batches):
+    """Before any timing each candidate runs once, untimed, on the first batch; then every candidate
+    decodes every batch, timed, and takes each position of a pass equally often (12 candidates over 2
+    batches: 12 passes, 3 over 5 batches: 6 passes, 4 over 4: 4)."""
+    log, timing = [], [False]
+
+    def fake_timed(fn, device):
+        timing[0] = True
+        result = fn()
+        timing[0] = False
+        return result, 1.0
+
+    monkeypatch.setattr(speedup, 'timed', fake_timed)
+    names = [f'cand{i}' for i in range(n_candidates)]
+    cands = {name: ('sliding', None, None, RecordingDecoder(name, log, timing)) for name in names}
+    batches = [(torch.full((1, 4, 1), float(b)), None, [b]) for b in range(n_batches)]
+    seconds, _ = speedup.measure(cands, batches, 4, 'cpu')
+
+    warm_up, timed_calls = log[:n_candidates], log[n_candidates:]
+    assert sorted(warm_up) == sorted((name, 0, False) for name in names)
+    assert all(was_timed for _, _, was_timed in timed_calls)
+    n_passes = len(timed_calls) // n_candidates
+    assert n_passes * n_candidates == len(timed_calls) and n_passes % n_candidates == 0 and n_passes >= n_batches
+    passes = [timed_calls[i * n_candidates:(i + 1) * n_candidates] for i in range(n_passes)]
+    for one_pass in passes:
+        assert sorted(name for name, _, _ in one_pass) == sorted(names) and len({b for _, b, _ in one_pass}) == 1
+    assert {one_pass[0][1] for one_pass in passes} == set(range(n_batches))
+    for name in names:
+        positions = [[n for n, _, _ in one_pass].index(name) for one_pass in passes]
+        assert sorted(positions) == sorted(list(range(n_candidates)) * (n_passes // n_candidates))
+        assert len(seconds[name]) == n_passes

@@ -149,6 +149,9 @@ def test_speculative_run_writes_summary_breakdown_csv_and_forecast_record(ckpts,
     assert record['accepted'] == counters.accepted and record['attempted'] == counters.attempted
     assert 0 < counters.accepted < counters.attempted  # an untrained draft: some accepted, some not
     assert record['per_batch_s'] == pytest.approx(record['total_gen_time_s'] / 3, abs=2e-6)
+    # the step costs: 3 repeats in the warm-up, then one after each of the 3 timed batches
+    assert record['cost_repeats'] == 6 and record['c_min'] <= record['measured_cost_ratio_c'] <= record['c_max']
+    assert record['v_min'] <= record['verify_cost_v'] <= record['v_max']
 
     [(setting, mse, mae)] = forecast_records(cwd / FORECAST_RESULT_FILE)
     assert setting == 'tgt'

@@ -333,7 +333,7 @@ def test_one_call_speed_model_pays_the_draft_call_once_per_round():
     """c = 0.05 / 0.1 = 0.5 for the whole block: S(0.8, 3) = 2.952 / (0.5 + 1.2) = 1.736, not
     2.952 / (1.5 + 1.2) = 1.093; step by step K = 2 is best (2.44 / 2.15 = 1.135 > 1.8 / 1.6 = 1.125)."""
     verify = [0.1, 0.11, 0.115, 0.12]
-    one_call, stepwise = StepCosts(0.05, verify, one_call=True), StepCosts(0.05, verify)
+    one_call, stepwise = StepCosts.of(0.05, verify, one_call=True), StepCosts.of(0.05, verify)
     expected = (1 + 0.8 + 0.64 + 0.512)
     assert one_call.speedup(0.8, 3) == pytest.approx(expected / 1.7)
     assert stepwise.speedup(0.8, 3) == pytest.approx(expected / 2.7)

@@ -14,7 +14,9 @@ from speculative import SpecConfig, SpeculativeDecoder, TargetOnlyDecoder
 from speculative.acceptance import lossless_acceptance_prob, sample_residual
 from speculative.random_streams import sample_generators
 from speculative.debug_rows import DEBUG_COLUMNS, debug_rows
-from speculative.speed_model import StepCosts
+from speculative import speed_model
+from speculative.counters import SpecCounters
+from speculative.speed_model import Repeat, StepCosts, predicted_speedup, speed_report
 from utils.spec_report import (parse_summary, write_debug_csv, write_speculative_breakdown,
                                write_speculative_summary, write_standard_breakdown,
                                write_standard_summary)
@@ -291,19 +293,19 @@ def test_draft_stochastic_must_match_the_draft():
 def test_speed_model_against_hand_computed_numbers():
     """c = 0.02 / 0.1 = 0.2, v(1) = 1.2, v(2) = 1.5;
     S(0.8, 1) = 1.8 / (0.2 + 1.2) = 1.2857, S(0.8, 2) = 2.44 / (0.4 + 1.5) = 1.2842."""
-    costs = StepCosts(draft_step_s=0.02, verify_s=[0.1, 0.12, 0.15])
+    costs = StepCosts.of(draft_s=0.02, verify_s=[0.1, 0.12, 0.15])
     assert costs.c == pytest.approx(0.2) and costs.v(1) == pytest.approx(1.2) and costs.v(2) == pytest.approx(1.5)
     assert costs.speedup(0.8, 1) == pytest.approx(1.8 / 1.4) and costs.speedup(0.8, 2) == pytest.approx(2.44 / 1.9)
     assert costs.speedup(0.8, 0) == 1.0 and costs.speedup(1.0, 2) == pytest.approx(3 / 1.9)
     assert costs.best_k(0.8, 2) == 1          # 1.2857 > 1.2842
     assert costs.best_k(0.95, 2) == 2         # 2.8525 / 1.9 = 1.501 > 1.95 / 1.4 = 1.393
     assert costs.best_k(0.15, 2) == 0         # S(1) = 1.15 / 1.4 < 1: target-only
-    assert StepCosts(0.1, [0.1, 0.1]).best_k(0.99, 1) == 0  # a draft as slow as the target: 1.99 / 2 < 1
+    assert StepCosts.of(0.1, [0.1, 0.1]).best_k(0.99, 1) == 0  # a draft as slow as the target: 1.99 / 2 < 1
 
 
 def fixed_costs(c, k):
     """Step costs of a draft step c and a verify call as cheap as a target step for any K."""
-    return StepCosts(draft_step_s=c, verify_s=[1.0] * (k + 1))
+    return StepCosts.of(draft_s=c, verify_s=[1.0] * (k + 1))
 
 
 def test_adaptive_uses_max_k_for_a_cheap_draft_that_is_always_accepted():
@@ -327,6 +329,129 @@ def test_adaptive_falls_back_to_target_only_decoding(c, sigma):
     assert counters.draft_calls == draft.windows == 0 and counters.target_calls == 5 * 6
 
 
+
+def test_run_speedup_with_prefills_against_hand_computed_numbers():
+    """c = 0.01 / 0.1 = 0.1, v(1) = 1.2, v(2) = 1.5, prefills p_S = 3.5, p_T = 3.0. Two forecasts of
+    8 patches each in 2 plain steps and 4 verify calls with 2 proposals:
+    target-only 2·3 + 16 = 22; speculative 2·3.5 + 2·1 + 4·1.5 + 8 draft calls·0.1 = 15.8.
+    A one-call draft makes one call per proposing round: 4 calls, 15.4."""
+    seconds = dict(draft_s=0.01, verify_s=[0.1, 0.12, 0.15], prefill_s=0.35, target_prefill_s=0.3)
+    counts = dict(forecasts=2, patches_emitted=16, target_calls=6, verify_calls_by_k=[2, 0, 4])
+    stepwise = predicted_speedup(StepCosts.of(**seconds), SpecCounters(draft_calls=8, **counts))
+    one_call = predicted_speedup(StepCosts.of(one_call=True, **seconds), SpecCounters(draft_calls=4, **counts))
+    assert stepwise == pytest.approx(22 / 15.8) and one_call == pytest.approx(22 / 15.4)
+
+
+def test_run_speedup_of_a_decode_without_prefills_is_the_round_formula():
+    """An identical draft (α = 1), K = 2, 12 patches: 4 rounds of 3 patches, so the run's prediction is
+    S(1, 2, c, v(2)) = 3 / (2·0.1 + 1.5), read from the engine's own counts."""
+    x = contexts(3)
+    _, counters, _ = decode(PatchMap(0), PatchMap(0), x, 12 * P, costs=StepCosts.of(0.1, [1.0, 1.2, 1.5]), k=2)
+    assert counters.verify_calls_by_k == [0, 0, 3 * 4] and counters.draft_calls == 3 * 4 * 2
+    assert predicted_speedup(StepCosts.of(0.1, [1.0, 1.2, 1.5]), counters) == pytest.approx(3 / 1.7)
+
+
+def test_costs_are_medians_of_per_repeat_ratios_with_their_range():
+    """Three repeats, the second under load (every call 2x slower) and one with a slow draft call:
+    c per repeat 0.1, 0.1, 0.3 -> median 0.1, range 0.1-0.3; v(1) 1.2, 1.2, 1.4 -> 1.2 (1.2-1.4)."""
+    costs = StepCosts()
+    for repeat in (Repeat(0.1, (1.0, 1.2), 4.0, 3.0), Repeat(0.2, (2.0, 2.4), 8.0, 6.0),
+                   Repeat(0.3, (1.0, 1.4), 4.0, 3.0)):
+        costs.add(repeat)
+    assert costs.c == pytest.approx(0.1) and costs.range["c"] == pytest.approx((0.1, 0.3))
+    assert costs.v(1) == pytest.approx(1.2) and costs.range["v(1)"] == pytest.approx((1.2, 1.4))
+    assert costs.median["prefill"] == pytest.approx(4.0) and costs.median["target_prefill"] == pytest.approx(3.0)
+    assert costs.problems == []
+
+
+class FakeClock:
+    now = 0.0
+
+
+class ScriptedRollout:
+    """A rollout of one row whose calls advance a fake clock: the first call of each kind (a new shape)
+    takes 10x as long. Draft step 0.2 s, verify call with k proposals 1 + 0.5·k s."""
+    one_call_draft = False
+    length = torch.zeros(1, dtype=torch.long)
+    seen = set()
+
+    def __init__(self, clock, prefill_s):
+        self.clock, self.proposed = clock, 0
+        self._spend("build", prefill_s)
+
+    def _spend(self, kind, seconds):
+        self.clock.now += seconds * (1 if kind in self.seen else 10)
+        self.seen.add(kind)
+
+    def last_patches(self):
+        return torch.zeros(1, P, C)
+
+    def add_proposal(self, rows, proposal):
+        self.proposed += 1
+
+    def verify(self, k_eff):
+        self._spend(("verify", self.proposed), 1 + 0.5 * self.proposed)
+
+    def draft_next(self, rows):
+        self._spend("draft", 0.2)
+
+    def rewind(self):
+        self.proposed = 0
+
+
+def test_measured_costs_start_after_an_untimed_pass(monkeypatch):
+    """The slow first calls are never measured: c = 0.2, v(2) = 2, the prefill 3 s (target only 2 s) in
+    every repeat."""
+    clock = FakeClock()
+
+    def fake_timed(fn, device):
+        start = clock.now
+        return fn(), clock.now - start
+
+    monkeypatch.setattr(ScriptedRollout, "seen", set())
+    monkeypatch.setattr(speed_model, "timed", fake_timed)
+    costs = StepCosts()
+    speed_model.measure_step_costs(lambda with_draft: ScriptedRollout(clock, 3.0 if with_draft else 2.0), 2, "cpu",
+                                   costs, repeats=2)
+    assert len(costs.repeats) == 2
+    assert costs.range["c"] == pytest.approx((0.2, 0.2)) and costs.range["v(2)"] == pytest.approx((2.0, 2.0))
+    assert costs.range["prefill"] == pytest.approx((3.0, 3.0)) and costs.median["target_prefill"] == pytest.approx(2.0)
+
+
+def test_sample_costs_times_both_rollouts_of_the_batch(monkeypatch):
+    """Every pass (the untimed one, then each repeat) builds the target-only rollout of the batch and
+    the speculative one, with the draft."""
+    built = []
+    decoder = SpeculativeDecoder(PatchMap(0), PatchMap(1), SpecConfig(k=2, patch_len=P))
+    time_calls = speed_model.time_calls
+
+    def spy(build, k_max, device):
+        built.extend((rollout.draft is not None, len(rollout.length)) for rollout in (build(False), build(True)))
+        return time_calls(build, k_max, device)
+
+    monkeypatch.setattr(speed_model, "time_calls", spy)
+    decoder.sample_costs(contexts(3), 4 * P, repeats=2)
+    assert built == [(False, 3), (True, 3)] * 3 and len(decoder.costs.repeats) == 2
+
+
+@pytest.mark.parametrize("seconds, check", [((0.0, [1.0, 5.0, 5.0, 5.0]), "impossible c=0"),
+                                            ((10.0, [1.0, 0.5, 0.5, 1.0]), "impossible v(1)=0.5 v(2)=0.5")],
+                         ids=["free_draft", "verify_cheaper_than_a_step"])
+def test_impossible_costs_are_reported_and_not_trusted_by_adaptive_k(seconds, check):
+    """Taken as truth, both would make adaptive K choose K = 0 (a verify of 5 steps for at most 4
+    patches; a draft call of 10 steps), so the draft would never be called. Instead adaptive K decodes
+    with K = --spec_k = 3 in every round, counts those rounds, and the prediction is NaN."""
+    draft, x = CallSpy(PatchMap(0)), contexts(2)
+    costs = StepCosts.of(*seconds)
+    out, counters, _ = decode(PatchMap(0), draft, x, 8 * P, costs=costs, k=3, adaptive=True)
+    torch.testing.assert_close(out, target_only(PatchMap(0), x, 8 * P), rtol=0, atol=1e-6)
+    assert counters.verify_calls_by_k == [0, 0, 0, 2 * 2] and counters.draft_calls == draft.windows == 2 * 2 * 3
+    assert counters.adaptive_fallback_rounds == 2
+    report = speed_report(costs, counters, 3)
+    assert report["cost_check"] == check and math.isnan(report["predicted_speedup"])
+    assert speed_report(StepCosts.of(0.01, [1.0, 1.1, 1.2, 1.3]), counters, 3)["cost_check"] == "ok"
+
+
 SUMMARY_LINES = [
     r"setting:\S+",
     r"mode:speculative",
@@ -338,6 +463,8 @@ SUMMARY_LINES = [
     r"forecasts:\d+, target_calls:\d+, target_calls_per_forecast:\d+\.\d{3}, target_only_calls_per_forecast:\d+, "
     r"draft_calls:\d+, patches_per_target_call:\d+\.\d{3}, residual_fallbacks:\d+",
     r"measured_cost_ratio_c:\d+\.\d{4}, verify_cost_v:\d+\.\d{4}, predicted_speedup:\d+\.\d{3}",
+    r"c_min:\d+\.\d{4}, c_max:\d+\.\d{4}, v_min:\d+\.\d{4}, v_max:\d+\.\d{4}, prefill_cost:\d+\.\d{4}, "
+    r"target_prefill_cost:\d+\.\d{4}, cost_repeats:\d+, cost_check:ok, adaptive_fallback_rounds:\d+",
     r"baseline_per_batch_s:\d+\.\d{6}, speedup:\d+\.\d{3}, mse_vs_target:\d+\.\d{6}, baseline_mse:\d+\.\d{6}",
 ]
 
@@ -359,7 +486,7 @@ def test_summary_records_are_appended_with_exact_lines(tmp_path):
     for setting in ("run_a", "run_b"):
         write_speculative_summary(path, setting, 0.25, 0.4, 3.0, 4, counters, config,
                                   baseline_per_batch_s=1.5, mse_vs_target=0.01, baseline_mse=0.2,
-                                  cost_ratio_c=0.12, verify_cost_v=1.5, predicted_speedup=1.8,
+                                  speed=speed_report(StepCosts.of(0.012, [0.1, 0.13, 0.15]), counters, 2),
                                   test_pred_len=22, batch_size=3)
     assert_records(path, SUMMARY_LINES, 2)
     records = parse_summary(path)

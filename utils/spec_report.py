@@ -14,10 +14,18 @@ and has the rollout line instead of the spec lines):
     forecasts:%d, target_calls:%d, target_calls_per_forecast:%.3f, target_only_calls_per_forecast:%d,
         draft_calls:%d, patches_per_target_call:%.3f, residual_fallbacks:%d        (one line)
     measured_cost_ratio_c:%.4f, verify_cost_v:%.4f, predicted_speedup:%.3f   (when the costs are known)
+    c_min:%.4f, c_max:%.4f, v_min:%.4f, v_max:%.4f, prefill_cost:%.4f, target_prefill_cost:%.4f,
+        cost_repeats:%d, cost_check:%s, adaptive_fallback_rounds:%d        (one line, with the line above)
     baseline_per_batch_s:%.6f, speedup:%.3f, mse_vs_target:%.6f, baseline_mse:%.6f   (with a baseline comparison)
     <blank line>
 
 Counts are per sample (speculative/counters.py); target_only_calls_per_forecast is ceil(H/P).
+The speed model (speculative/speed_model.py): c and v (of --spec_k, the largest K when adaptive) in
+target steps are medians over cost_repeats repeats spread across the run, with their min and max;
+prefill_cost and target_prefill_cost are the costs of building the speculative and the target-only
+rollout of a batch (the `cached` prefills); predicted_speedup is the run's, prefills included, and
+nan when cost_check is not ok ("impossible c=0 v(1)=0.1812" names the impossible medians; adaptive K
+then decodes with K = --spec_k, in adaptive_fallback_rounds rounds).
 """
 import csv
 import io
@@ -54,13 +62,14 @@ def write_standard_summary(path, setting, mse, mae, total_gen_time_s, n_batches,
 
 def write_speculative_summary(path, setting, mse, mae, total_gen_time_s, n_batches, counters,
                               config, rollout="sliding", baseline_per_batch_s=None,
-                              mse_vs_target=None, baseline_mse=None, cost_ratio_c=None, verify_cost_v=None,
-                              predicted_speedup=None, test_pred_len=None, batch_size=None):
+                              mse_vs_target=None, baseline_mse=None, speed=None, test_pred_len=None,
+                              batch_size=None):
     """Append a speculative record (SpecCounters, SpecConfig); returns the record text.
 
     speedup = baseline_per_batch_s / per_batch_s; the comparison line needs baseline_per_batch_s,
-    mse_vs_target and baseline_mse (the target-only MSE against the truth), the speed-model line cost_ratio_c, verify_cost_v and predicted_speedup.
-    test_pred_len and batch_size (both or neither) end the spec line."""
+    mse_vs_target and baseline_mse (the target-only MSE against the truth); the speed-model lines
+    need `speed` (speculative/speed_model.py speed_report). test_pred_len and batch_size (both or
+    neither) end the spec line."""
     c = counters
     lines = _summary_head(setting, "speculative", mse, mae, total_gen_time_s, n_batches)
     target_only_calls = "nan" if test_pred_len is None else -(-test_pred_len // config.patch_len)
@@ -76,14 +85,21 @@ def write_speculative_summary(path, setting, mse, mae, total_gen_time_s, n_batch
               f"target_only_calls_per_forecast:{target_only_calls}, draft_calls:{c.draft_calls}, "
               f"patches_per_target_call:{c.patches_per_target_call:.3f}, "
               f"residual_fallbacks:{c.residual_fallbacks}"]
-    if cost_ratio_c is not None:
-        lines.append(f"measured_cost_ratio_c:{cost_ratio_c:.4f}, verify_cost_v:{verify_cost_v:.4f}, "
-                     f"predicted_speedup:{predicted_speedup:.3f}")
+    if speed is not None:
+        lines += _speed_lines(**speed)
     if baseline_per_batch_s is not None:
         speedup = baseline_per_batch_s / (total_gen_time_s / n_batches)
         lines.append(f"baseline_per_batch_s:{baseline_per_batch_s:.6f}, speedup:{speedup:.3f}, "
                      f"mse_vs_target:{mse_vs_target:.6f}, baseline_mse:{baseline_mse:.6f}")
     return _append_lines(path, lines)
+
+
+def _speed_lines(c, c_min, c_max, v, v_min, v_max, prefill, target_prefill, cost_repeats, cost_check,
+                 adaptive_fallback_rounds, predicted_speedup):
+    return [f"measured_cost_ratio_c:{c:.4f}, verify_cost_v:{v:.4f}, predicted_speedup:{predicted_speedup:.3f}",
+            f"c_min:{c_min:.4f}, c_max:{c_max:.4f}, v_min:{v_min:.4f}, v_max:{v_max:.4f}, "
+            f"prefill_cost:{prefill:.4f}, target_prefill_cost:{target_prefill:.4f}, cost_repeats:{cost_repeats}, "
+            f"cost_check:{cost_check}, adaptive_fallback_rounds:{adaptive_fallback_rounds}"]
 
 
 def write_speculative_breakdown(path, setting, tracer):

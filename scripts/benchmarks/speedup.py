@@ -11,11 +11,17 @@ decoding in both rollouts with fixed K (--ks) and adaptive K (up to max --ks), f
 steps when it is given; target `cached` with the other statistics (`target_cached_frozen` by default)
 is timed too, as the cost of the choice. Without --draft_ckpt only the target-only candidates run: the
 gain of caching alone. They decode the same
-test windows (the first --n_batches batches of the test split of the dataset the flags name), one
-batch at a time, every candidate on every batch, the order rotating by one candidate per batch;
-before timing starts each candidate runs once, untimed, on the first batch (warm-up; the step
-costs c and v are measured there once per rollout, for the largest K, and shared by its decoders). Times are per batch, synchronised on CUDA; the
-table reports medians. Speedups are ratios of the median per-batch times of the same grid point.
+test windows (the first --n_batches batches of the test split of the dataset the flags name). Before
+timing starts, untimed, the step costs are measured on the first batch (once per rollout, for the
+largest K, shared by its decoders) and each candidate runs once on it (warm-up). Then come timed
+passes, as many as the smallest multiple of the number of candidates that covers every batch: pass r
+decodes batch r mod --n_batches with every candidate, in the order rotated by r, so each candidate
+takes every position equally often; after each pass the step costs are measured once more, untimed.
+Times are per pass, synchronised on CUDA; the table reports medians. Speedups are ratios of the
+median per-pass times of the same grid point; `predicted_speedup` is the speed model's speedup over
+target-only decoding in the same rollout, prefills included (speculative/speed_model.py), to compare
+with `speedup_same_rollout`; c and v (of the row's K, the largest K for adaptive) come with their
+range over the repeats, nan predicted when `cost_check` finds them impossible.
 
 Writes OUT_DIR/speedup.csv (one row per candidate and grid point), OUT_DIR/speedup.png (speedup over
 target-only `cached` against K, one panel per batch size, one line per rollout and horizon) and
@@ -40,6 +46,8 @@ from models import build_model, n_parameters  # noqa: E402
 from utils.flags import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
 from speculative import ROLLOUTS, RolloutOptions, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder  # noqa: E402
 from speculative.cached import CACHE_STATS  # noqa: E402
+from speculative.engine import WARM_UP_REPEATS  # noqa: E402
+from speculative.speed_model import speed_report  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
 from utils.stopwatch import timed  # noqa: E402
 from utils.validation import (UsageError, check_device, check_not_given, check_numbers,  # noqa: E402
@@ -47,7 +55,9 @@ from utils.validation import (UsageError, check_device, check_not_given, check_n
 
 COLUMNS = ["batch_size", "horizon", "candidate", "rollout", "sigma", "k", "per_batch_s", "speedup_vs_sliding",
            "speedup_vs_cached", "speedup_same_rollout", "acceptance_pct", "patches_per_target_call",
-           "target_calls_per_forecast", "c", "v", "predicted_speedup", "mse", "mse_vs_target", "mse_vs_sliding"]
+           "target_calls_per_forecast", "c", "c_min", "c_max", "v", "v_min", "v_max", "prefill", "target_prefill",
+           "cost_repeats", "cost_check", "adaptive_fallback_rounds", "predicted_speedup", "mse", "mse_vs_target",
+           "mse_vs_sliding"]
 QUICK = dict(batch_sizes=[1, 8], horizons=[720], ks=[1, 3], n_batches=2)
 # run.py flags that the grid sets: given to this script, they would do nothing.
 REPLACED = (("rollout", "both rollouts are timed"), ("spec_k", "--ks sets K"),
@@ -131,26 +141,54 @@ def test_batches(args, batch_size, horizon, n_batches, device):
     return batches
 
 
-@torch.no_grad()
-def measure(cands, batches, horizon, device):
-    """Per candidate: per-batch seconds and the forecasts, every candidate on every batch."""
-    names = list(cands)
-    x, _, ids = batches[0]
-    costs = {}
-    for rollout, _, k, decoder in sorted(cands.values(), key=lambda c: c[2] != "adaptive"):  # untimed warm-up
+def pass_plan(n_candidates, n_batches):
+    """(batch index, rotation) of every timed pass: the smallest multiple of n_candidates passes that
+    decodes every batch, pass r decoding batch r mod n_batches with the candidates rotated by r, so
+    each candidate takes every position equally often."""
+    n_passes = n_candidates * math.ceil(n_batches / n_candidates)
+    return [(r % n_batches, r % n_candidates) for r in range(n_passes)]
+
+
+def cost_meters(cands):
+    """rollout -> its speculative decoder with the largest K, which measures the step costs that the
+    rollout's speculative decoders share."""
+    meters = {}
+    for rollout, _, _, decoder in cands.values():
         if isinstance(decoder, SpeculativeDecoder):
-            decoder.costs = costs.get(rollout)  # measured once per rollout, by the decoder with the largest K
+            meter = meters.setdefault(rollout, decoder)
+            if decoder.config.k > meter.config.k:
+                meters[rollout] = decoder
+    return meters
+
+
+def warm_up(cands, meters, batch, horizon, device):
+    """Untimed, before any timing: the step costs of each rollout, then every candidate once."""
+    x, _, ids = batch
+    for meter in meters.values():
+        meter.sample_costs(x, horizon, WARM_UP_REPEATS)
+    for rollout, _, _, decoder in cands.values():
+        if isinstance(decoder, SpeculativeDecoder):
+            decoder.costs = meters[rollout].costs
         decoder.generate(x, horizon, ids)
         if isinstance(decoder, SpeculativeDecoder):
-            costs[rollout] = decoder.costs
             decoder.reset_counts(device)
+
+
+@torch.no_grad()
+def measure(cands, batches, horizon, device):
+    """Per candidate: per-pass seconds and the forecasts of every batch."""
+    names, meters = list(cands), cost_meters(cands)
+    warm_up(cands, meters, batches[0], horizon, device)
     seconds = {name: [] for name in names}
-    preds = {name: [] for name in names}
-    for b, (x, _, ids) in enumerate(batches):
-        for name in names[b % len(names):] + names[:b % len(names)]:
+    preds = {name: [None] * len(batches) for name in names}
+    for b, rotation in pass_plan(len(names), len(batches)):
+        x, _, ids = batches[b]
+        for name in names[rotation:] + names[:rotation]:
             pred, s = timed(lambda: cands[name][3].generate(x, horizon, ids), device)
             seconds[name].append(s)
-            preds[name].append(pred.cpu())
+            preds[name][b] = pred.cpu()
+        for meter in meters.values():
+            meter.sample_costs(x, horizon)
     return seconds, {name: torch.cat(p) for name, p in preds.items()}
 
 
@@ -171,19 +209,16 @@ def grid_rows(cands, seconds, preds, truth, batch_size, horizon):
                    mse_vs_sliding=mse(preds[name], preds["target_sliding"]),
                    target_calls_per_forecast=math.ceil(horizon / decoder.target.output_len))
         if isinstance(decoder, SpeculativeDecoder):
-            row.update(speculative_columns(decoder, k))
+            row.update(speculative_columns(decoder))
         rows.append(row)
     return rows
 
 
-def speculative_columns(decoder, k):
-    counters, costs = decoder.counters, decoder.costs
-    alpha = counters.accepted / counters.attempted if counters.attempted else 0.0
-    k_max = decoder.config.k
-    mean_k = counters.draft_calls / counters.target_calls if k == "adaptive" else k_max
+def speculative_columns(decoder):
+    counters = decoder.counters
     return dict(acceptance_pct=counters.acceptance_pct, patches_per_target_call=counters.patches_per_target_call,
-                target_calls_per_forecast=counters.target_calls_per_forecast, c=costs.c,
-                v=costs.v(round(mean_k)), predicted_speedup=costs.speedup(alpha, round(mean_k)))
+                target_calls_per_forecast=counters.target_calls_per_forecast,
+                **speed_report(decoder.costs, counters, decoder.config.k))
 
 
 def write_csv(rows, path):
@@ -197,14 +232,16 @@ def write_csv(rows, path):
 
 def markdown(rows):
     head = ["batch", "H", "candidate", "per_batch_s", "x sliding", "x cached", "accept %", "patches/call",
-            "target calls/forecast", "c", "v", "predicted", "MSE", "MSE vs target", "MSE vs target sliding"]
+            "target calls/forecast", "c (range)", "v (range)", "predicted", "x same rollout", "MSE", "MSE vs target",
+            "MSE vs target sliding"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["batch_size"], r["horizon"], r["candidate"], f"{r['per_batch_s']:.4f}",
                  f"{r['speedup_vs_sliding']:.2f}", f"{r['speedup_vs_cached']:.2f}"]
         cells += [_fmt(r.get(name), digits) for name, digits in (("acceptance_pct", 1), ("patches_per_target_call", 2),
-                                                                 ("target_calls_per_forecast", 2), ("c", 3), ("v", 2),
-                                                                 ("predicted_speedup", 2))]
+                                                                 ("target_calls_per_forecast", 2))]
+        cells += [_with_range(r, "c", 3), _with_range(r, "v", 2), _fmt(r.get("predicted_speedup"), 2),
+                  f"{r['speedup_same_rollout']:.2f}"]
         cells += [f"{r['mse']:.4f}", f"{r['mse_vs_target']:.4f}", f"{r['mse_vs_sliding']:.4f}"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
@@ -212,6 +249,13 @@ def markdown(rows):
 
 def _fmt(value, digits):
     return "" if value is None else f"{value:.{digits}f}"
+
+
+def _with_range(row, name, digits):
+    """'0.077 (0.065-0.090)': the median and the range over the repeats; empty for target-only rows."""
+    if name not in row:
+        return ""
+    return f"{row[name]:.{digits}f} ({row[name + '_min']:.{digits}f}-{row[name + '_max']:.{digits}f})"
 
 
 def plot(rows, path, ks):

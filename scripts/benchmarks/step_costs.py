@@ -8,12 +8,13 @@ A call's cost depends on the shapes, not on the weights, so c (one draft call: a
 draft's whole block, over one target step) and v(K) (the verify call with K proposals over one target
 step) can be compared across draft families and target sizes without checkpoints. Acceptance does
 depend on the weights: for speedups use speedup.py with trained checkpoints. The windows are random
-[B, --seq_len, --n_vars] series; each cost is the median of 5 synchronised calls after an untimed
-one, measured at the start of a horizon-720 forecast (speculative/speed_model.py). `S(a=1)` is the
-speed model's speedup at full acceptance, (K+1) / (K c + v(K)) (one-call draft: (K+1) / (c + v(K))):
-the most this pair can gain at that K.
+[B, --seq_len, --n_vars] series; each cost is the median over --repeats repeats (after an untimed
+one), each repeat timing every call once, synchronised, at the start of a horizon-720 forecast
+(speculative/speed_model.py), shown with its range over the repeats. `prefill` is the cost of
+building the speculative rollout of the batch (`cached`: one prefill per model; `sliding`: none).
+`S(a=1)` is the speed model's speedup of one round at full acceptance, (K+1) / (K c + v(K)) (one-call
+draft: (K+1) / (c + v(K))): the most this pair can gain at that K, before prefills.
 """
-import math
 import os
 import sys
 
@@ -21,10 +22,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from models import build_model, n_parameters  # noqa: E402
-from speculative import ROLLOUTS  # noqa: E402
-from speculative.rollout import RolloutOptions, make_rollout  # noqa: E402
-from speculative.speed_model import measure_step_costs  # noqa: E402
-from speculative.tracer import SectionTimer  # noqa: E402
+from speculative import ROLLOUTS, RolloutOptions, SpecConfig, SpeculativeDecoder  # noqa: E402
 from utils.flags import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
 from utils.validation import (check_device, check_not_given, check_numbers, exit_on_usage_error,  # noqa: E402
                               validate_script)
@@ -36,13 +34,15 @@ def parse(argv=None):
     own = OneLineErrorParser(description=__doc__.split("\n")[0], epilog=RUN_PY_FLAGS)
     own.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 32])
     own.add_argument("--ks", type=int, nargs="+", default=[1, 2, 3, 4])
+    own.add_argument("--repeats", type=int, default=5)
     own.add_argument("--device", default="cpu")
     bench, rest = own.parse_known_args(argv)
     args = parse_script_flags(rest)
     with exit_on_usage_error():
         check_not_given(args, (("rollout", "both rollouts are measured"), ("spec_k", "--ks sets K"),
                                ("batch_size", "--batch_sizes sets it")))
-        check_numbers(dict(batch_sizes=bench.batch_sizes, ks=bench.ks, n_vars=args.n_vars), lambda v: v >= 1, ">= 1")
+        check_numbers(dict(batch_sizes=bench.batch_sizes, ks=bench.ks, repeats=bench.repeats, n_vars=args.n_vars),
+                      lambda v: v >= 1, ">= 1")
         check_device(bench.device)
         validate_script(args, "cached", max(bench.ks), used=("n_vars",),  # n_vars: the windows' variables
                         renamed={"spec_k": "the largest --ks"})
@@ -51,16 +51,21 @@ def parse(argv=None):
 
 @torch.no_grad()
 def cost_rows(target, draft, args, bench, device):
-    k_max = max(bench.ks)
+    config = SpecConfig(k=max(bench.ks), patch_len=args.input_token_len)
     for batch_size in bench.batch_sizes:
         x = torch.randn(batch_size, args.seq_len, args.n_vars, generator=torch.Generator().manual_seed(args.seed))
         for rollout in ROLLOUTS:
-            state = make_rollout(RolloutOptions(rollout, cache_stats=args.cache_stats), target, draft, x.to(device), math.ceil(HORIZON / target.output_len),
-                                 k_max, SectionTimer(device, False))
-            costs = measure_step_costs(state, k_max, device)
-            cells = [f"{costs.c:.3f}"] + [f"{costs.v(k):.2f}" for k in bench.ks]
-            cells += [f"{costs.speedup(1.0, k):.2f}" for k in bench.ks]
+            decoder = SpeculativeDecoder(target, draft, config, RolloutOptions(rollout, cache_stats=args.cache_stats))
+            decoder.sample_costs(x.to(device), HORIZON, bench.repeats)
+            costs = decoder.costs
+            cells = [with_range(costs, "c", 3)] + [with_range(costs, f"v({k})", 2) for k in bench.ks]
+            cells += [f"{costs.median['prefill']:.2f}"] + [f"{costs.speedup(1.0, k):.2f}" for k in bench.ks]
             yield [rollout, str(batch_size), *cells]
+
+
+def with_range(costs, name, digits):
+    low, high = costs.range[name]
+    return f"{costs.median[name]:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
 
 
 def main(argv=None):
@@ -71,7 +76,8 @@ def main(argv=None):
     draft = build_model(args.spec_draft_model, args).to(device).eval()
     print(f"target {args.model}: {n_parameters(target):,} parameters; draft {args.spec_draft_model}: "
           f"{n_parameters(draft):,} parameters; {args.n_vars} variables, context {args.seq_len}, {bench.device}")
-    head = ["rollout", "batch", "c"] + [f"v({k})" for k in bench.ks] + [f"S(a=1, K={k})" for k in bench.ks]
+    head = ["rollout", "batch", "c (range)"] + [f"v({k}) (range)" for k in bench.ks] + ["prefill"]
+    head += [f"S(a=1, K={k})" for k in bench.ks]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for row in cost_rows(target, draft, args, bench, device):
         print("| " + " | ".join(row) + " |")
