@@ -15,6 +15,8 @@ Protocol: a model reads `lengths` to label its new tokens, the decoder stack rea
 per call, each attention layer calls `update` (which writes at `lengths` and returns every key up to
 the call's end), and the decoder stack calls `extend` once after its last layer.
 """
+import copy
+
 import torch
 
 
@@ -55,7 +57,7 @@ class KVCache:
         if store is not None and store.shape[1] >= end:
             return store
         capacity = max(end, 2 * (0 if store is None else store.shape[1]))
-        grown = like.new_zeros((like.shape[0], capacity) + like.shape[2:])
+        grown = like.new_zeros(((store if store is not None else like).shape[0], capacity) + like.shape[2:])
         if store is not None:
             grown[:, :store.shape[1]] = store
         return grown
@@ -70,6 +72,20 @@ class KVCache:
         if (lengths > self.lengths).any():
             raise ValueError("KVCache.crop can only shorten a sample's cache")
         self.lengths = lengths.clone()
+
+    def subset(self, rows):
+        """A copy of the samples `rows` alone, to feed only them; merge(rows, part) writes it back."""
+        part = copy.copy(self)
+        part.select(rows)
+        return part
+
+    def merge(self, rows, part):
+        """Write back the samples `rows` of part = subset(rows), after it was fed."""
+        for stores, fed in ((self.keys, part.keys), (self.values, part.values)):
+            for layer, store in enumerate(stores):
+                stores[layer] = self._grown(store, fed[layer], fed[layer].shape[1])
+                stores[layer][rows, :fed[layer].shape[1]] = fed[layer]
+        self.lengths = self.lengths.index_put((rows,), part.lengths)
 
     def select(self, rows):
         """Keep only the samples `rows` (in that order): finished samples leave the batch."""
