@@ -5,6 +5,7 @@ import sys
 import numpy as np
 import torch
 
+from utils.failures import exit_cleanly
 from utils.flags import parse_flags
 from utils.validation import exit_on_usage_error, validate
 
@@ -38,9 +39,10 @@ def experiment_class(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    seed_everything(args.seed)
-    exp = experiment_class(args)(args)
-    exp.run()
+    with exit_cleanly("checkpoints and results saved before it are kept"):
+        seed_everything(args.seed)
+        exp = experiment_class(args)(args)
+        exp.run()
 
 
 if __name__ == "__main__":
