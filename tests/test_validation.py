@@ -1,4 +1,4 @@
-"""Start-up validation (utils/validation.py), checkpoint manifests and atomic saves (issue 11).
+"""Start-up validation (utils/validation.py), checkpoint manifests and atomic saves.
 
 Every bad input of tests/bad_inputs.py, one test per class of mistake: exit status 2, one line on stderr that
 names the flag or file, no traceback, no experiment started, nothing created or changed in the working folder."""

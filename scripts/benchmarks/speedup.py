@@ -84,6 +84,7 @@ def parse(argv=None):
         args.test_pred_len = max(bench.horizons)  # the longest forecast must fit in the test split
         validate_script(args, "cached", max(bench.ks), (bench.target_ckpt, bench.draft_ckpt),
                         renamed={"spec_k": "the largest --ks", "test_pred_len": "the longest --horizons"})
+    bench.ks = sorted({min(k, args.spec_k) for k in bench.ks})  # K beyond the longest horizon's patches is clipped
     bench.sigmas = bench.sigmas or [args.spec_sigma]
     return bench, args
 

@@ -41,11 +41,14 @@ def parse(argv=None):
     args = parse_script_flags(rest)
     with exit_on_usage_error():
         check_not_given(args, (("rollout", "both rollouts are measured"), ("spec_k", "--ks sets K"),
+                               ("test_pred_len", f"the costs are measured for horizon {HORIZON}"),
                                ("batch_size", "--batch_sizes sets it")))
         check_numbers(dict(batch_sizes=bench.batch_sizes, ks=bench.ks, n_vars=args.n_vars), lambda v: v >= 1, ">= 1")
         check_device(bench.device)
+        args.test_pred_len = HORIZON  # the costs are measured at the start of a forecast of this horizon
         validate_script(args, "cached", max(bench.ks), used=("n_vars",),  # n_vars: the windows' variables
                         renamed={"spec_k": "the largest --ks"})
+    bench.ks = sorted({min(k, args.spec_k) for k in bench.ks})  # K beyond the horizon's patches is clipped
     return bench, args
 
 
