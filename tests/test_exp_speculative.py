@@ -400,3 +400,9 @@ def test_speedup_is_baseline_time_over_speculative_time_with_all_their_work(ckpt
     assert record['speedup'] == pytest.approx(baseline_s / spec_s, abs=1e-3)
     # alternation: baseline first in even batches, speculative first in odd ones
     assert fake_clock == ['baseline', 'speculative', 'speculative', 'baseline'] * (n_batches // 2)
+
+
+def test_a_k_beyond_the_horizons_patches_is_clipped_with_a_note(ckpts, cwd, capsys):
+    args = run.parse_args(spec_argv(ckpts, spec_k=1000))
+    assert args.spec_k == H // P
+    assert f'note: --spec_k 1000 is more than the {H // P} patch(es) of the horizon' in capsys.readouterr().out

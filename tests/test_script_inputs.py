@@ -120,3 +120,15 @@ def test_the_good_flags_pass(ckpts):
     assert own.horizons == [96, 720]
     bench, args = step_costs.parse(cli_args(MODEL | dict(n_vars=2)))  # --n_vars sets the windows of any family
     assert args.n_vars == 2
+
+
+def test_ks_beyond_the_horizons_patches_are_clipped(ckpts, capsys):
+    bench, args = step_costs.parse(cli_args(MODEL) + ['--ks', '2', '1000'])
+    assert bench.ks == [2, 8] and args.spec_k == 8  # step_costs forecasts 720 points: ceil(720 / 96) patches
+    assert 'note: the largest --ks 1000 is more than the 8 patch(es)' in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not (ETT_ROOT / 'ETTh1.csv').is_file(), reason='needs ../shared/datasets/ETT-small/ETTh1.csv')
+def test_speedup_ks_beyond_the_longest_horizon_are_clipped(ckpts):
+    bench, args = speedup.parse(cli_args(checked(ckpts, horizons=192)) + ['--ks', '1', '1000'])
+    assert bench.ks == [1, 2] and args.spec_k == 2

@@ -4,6 +4,7 @@ Every bad input of tests/bad_inputs.py, one test per class of mistake: exit stat
 names the flag or file, no traceback, no experiment started, nothing created or changed in the working folder."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -186,3 +187,14 @@ def test_a_save_killed_by_sigkill_keeps_the_old_checkpoint_and_the_next_save_cle
     assert sorted(os.listdir(folder)) == ['checkpoint.pth', 'manifest.json']
     loaded = torch.load(path, weights_only=True)
     assert all(torch.equal(loaded[k], v) for k, v in new.state_dict().items())
+
+
+def test_a_file_system_without_room_for_the_checkpoint_is_refused(workdir, monkeypatch, capsys):
+    write_csv(workdir / 'toy.csv')
+    monkeypatch.setattr(shutil, 'disk_usage', lambda path: shutil._ntuple_diskusage(2 ** 30, 2 ** 30 - 1000, 1000))
+    refuse_experiments(monkeypatch)
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(toy_argv(workdir))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count('\n') == 1
+    assert err.startswith('error: --checkpoints') and '0.0 MiB free' in err and 'timer_xl checkpoint needs' in err
