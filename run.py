@@ -1,4 +1,5 @@
 """Single entry point: parse and validate flags, seed, then dispatch to an Exp class."""
+import contextlib
 import random
 import sys
 
@@ -7,7 +8,10 @@ import torch
 
 from utils.failures import exit_cleanly
 from utils.flags import parse_flags
-from utils.validation import exit_on_usage_error, validate
+from utils.lock import folder_lock
+from utils.validation import checkpoint_folders, exit_on_usage_error, validate
+
+LOCK_FILE = "run.lock"
 
 
 def parse_args(argv=None):
@@ -39,10 +43,14 @@ def experiment_class(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    with exit_cleanly("checkpoints and results saved before it are kept"):
-        seed_everything(args.seed)
-        exp = experiment_class(args)(args)
-        exp.run()
+    with contextlib.ExitStack() as locks:
+        with exit_on_usage_error():
+            for folder in checkpoint_folders(args) if args.is_training else ():
+                locks.enter_context(folder_lock(folder, LOCK_FILE, "training"))
+        with exit_cleanly("checkpoints and results saved before it are kept"):
+            seed_everything(args.seed)
+            exp = experiment_class(args)(args)
+            exp.run()
 
 
 if __name__ == "__main__":

@@ -534,10 +534,14 @@ def check_checkpoint_folders(args):
                              f"checkpoint folder inside --checkpoints")
     check_output_folder("--checkpoints", args.checkpoints)
     check_free_space(args)
-    for ii in range(args.itr):
-        folder = os.path.join(args.checkpoints, make_setting(args, ii))
+    for folder in checkpoint_folders(args):
         check_name_lengths("--checkpoints", folder)
         check_checkpoint_folder(folder, args)
+
+
+def checkpoint_folders(args):
+    """The folders a training run writes its checkpoints in, one per --itr."""
+    return [os.path.join(args.checkpoints, make_setting(args, ii)) for ii in range(args.itr)]
 
 
 def check_output_folder(flag, path):
