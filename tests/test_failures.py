@@ -95,7 +95,7 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(workdir, monkey
 
     monkeypatch.setattr(torch, 'save', filling_save)
     status, line = run_failing(argv, capsys)
-    monkeypatch.undo()
+    monkeypatch.setattr(torch, 'save', save)
     assert status == 1
     assert f'could not write {path}' in line and 'file write failed' in line
     assert 'the previous file is kept' in line

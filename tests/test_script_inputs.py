@@ -1,6 +1,8 @@
 """The benchmark and analysis scripts refuse bad input as run.py does: exit status 2 and one line on stderr
 naming the flag, file or value. Those that build models from run.py flags (speedup.py, step_costs.py,
 draft_vs_target.py) refuse it before any model is built or checkpoint loaded."""
+import signal
+import subprocess
 import sys
 
 import pytest
@@ -132,3 +134,19 @@ def test_ks_beyond_the_horizons_patches_are_clipped(ckpts, capsys):
 def test_speedup_ks_beyond_the_longest_horizon_are_clipped(ckpts):
     bench, args = speedup.parse(cli_args(checked(ckpts, horizons=192)) + ['--ks', '1', '1000'])
     assert bench.ks == [1, 2] and args.spec_k == 2
+
+
+def test_ctrl_c_stops_a_benchmark_with_one_line_and_status_130():
+    command = [sys.executable, '-u', str(REPO_ROOT / 'scripts' / 'benchmarks' / 'step_costs.py'), *cli_args(MODEL),
+               '--batch_sizes', '256', '--ks', '1', '8']
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in child.stdout:
+            if line.startswith('|---'):  # the table has begun: the costs are being measured
+                break
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 130
+    assert err.splitlines() == ['interrupted (Ctrl-C): the rows printed above are complete']

@@ -25,6 +25,7 @@ from speculative import ROLLOUTS  # noqa: E402
 from speculative.rollout import make_rollout  # noqa: E402
 from speculative.speed_model import measure_step_costs  # noqa: E402
 from speculative.tracer import SectionTimer  # noqa: E402
+from utils.failures import exit_cleanly  # noqa: E402
 from utils.flags import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
 from utils.validation import (check_device, check_not_given, check_numbers, exit_on_usage_error,  # noqa: E402
                               validate_script)
@@ -81,4 +82,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    with exit_cleanly("the rows printed above are complete"):
+        main()
