@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import torch
 
+from utils.distributed import launched_rank
 from utils.failures import exit_cleanly
 from utils.flags import parse_flags
 from utils.lock import folder_lock
@@ -41,11 +42,16 @@ def experiment_class(args):
     return ExpForecast
 
 
+def writes_checkpoints(args):
+    """Training writes checkpoints; under --ddp only rank 0 does."""
+    return args.is_training and (not args.ddp or launched_rank() == 0)
+
+
 def main(argv=None):
     args = parse_args(argv)
     with contextlib.ExitStack() as locks:
         with exit_on_usage_error():
-            for folder in checkpoint_folders(args) if args.is_training else ():
+            for folder in checkpoint_folders(args) if writes_checkpoints(args) else ():
                 locks.enter_context(folder_lock(folder, LOCK_FILE, "training"))
         with exit_cleanly("checkpoints and results saved before it are kept"):
             seed_everything(args.seed)

@@ -18,10 +18,15 @@ class DistInfo:
         return self.rank == 0
 
 
+def launched_rank():
+    """This process's rank as torchrun set it (0 outside torchrun), known before the process group exists."""
+    return int(os.environ.get("RANK", 0))
+
+
 def init_distributed(use_ddp):
     if not use_ddp:
         return DistInfo()
-    info = DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
+    info = DistInfo(launched_rank(), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", str(free_port()))  # torchrun sets it; a lone --ddp run picks its own
     backend = "nccl" if torch.cuda.is_available() else "gloo"
