@@ -48,16 +48,14 @@ def writes_checkpoints(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    with contextlib.ExitStack() as locks:
+    with exit_cleanly("checkpoints and results saved before it are kept"), contextlib.ExitStack() as locks:
+        args = parse_args(argv)
         with exit_on_usage_error():
             for folder in checkpoint_folders(args) if writes_checkpoints(args) else ():
                 locks.enter_context(folder_lock(folder, LOCK_FILE, "training"))
-        with exit_cleanly("checkpoints and results saved before it are kept"):
-            seed_everything(args.seed)
-            exp = experiment_class(args)(args)
-            exp.run()
-
+        seed_everything(args.seed)
+        exp = experiment_class(args)(args)
+        exp.run()
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -201,20 +201,19 @@ def run_all(out, axes, commands):
 
 
 def main(argv=None):
-    with exit_on_usage_error():
-        out, grid_tokens, fixed = split_argv(sys.argv[1:] if argv is None else argv)
-        extra = os.environ.get("EXTRA_ARGS", "").split()
-        axes = fix_axes(parse_grid(grid_tokens), extra + os.environ.get("SWEEP_ARGS", "").split())
-        commands = {point: point_command(fixed, point, extra) for point in grid_points(axes)}
-        check_points(out, commands)
-    with (exit_cleanly("finished points are kept; the same command resumes the sweep"), exit_on_usage_error(),
-          folder_lock(out, LOCK_FILE, "sweeping")):
-        announce(out, axes, commands, extra)
-        failed = run_all(out, axes, commands)
+    with exit_cleanly("finished points are kept; the same command resumes the sweep"):
+        with exit_on_usage_error():
+            out, grid_tokens, fixed = split_argv(sys.argv[1:] if argv is None else argv)
+            extra = os.environ.get("EXTRA_ARGS", "").split()
+            axes = fix_axes(parse_grid(grid_tokens), extra + os.environ.get("SWEEP_ARGS", "").split())
+            commands = {point: point_command(fixed, point, extra) for point in grid_points(axes)}
+            check_points(out, commands)
+        with exit_on_usage_error(), folder_lock(out, LOCK_FILE, "sweeping"):
+            announce(out, axes, commands, extra)
+            failed = run_all(out, axes, commands)
     print(f"{len(commands) - len(failed)} of {len(commands)} points finished in {out}"
           + (f"; failed: {', '.join(f.name for f in failed)}" if failed else ""))
     return 1 if failed else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

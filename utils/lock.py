@@ -27,8 +27,11 @@ def folder_lock(folder, lock_name, what):
                          f"or delete the lock if that process is not this program")
     with contextlib.suppress(FileNotFoundError):
         os.remove(path)  # stale: its process is gone
-    with open(path, "x", encoding="utf-8") as lock:  # "x": of two runs taking over at once, one fails here
-        lock.write(f"{os.getpid()}\n")
+    try:
+        with open(path, "x", encoding="utf-8") as lock:  # "x": of two runs starting at once, one fails here
+            lock.write(f"{os.getpid()}\n")
+    except FileExistsError:
+        raise UsageError(f"{folder} is in use: another process took its lock {path} just now") from None
     try:
         yield
     finally:

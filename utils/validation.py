@@ -333,7 +333,7 @@ def check_data(args):
 
 def check_variables(args, n_vars, data):
     """A model built for a fixed number of variables (a channel-mixing TTM, --n_vars) gets windows of n_vars."""
-    for key in {args.model, args.spec_draft_model if args.use_speculative else args.model}:
+    for key in [args.model] + ([args.spec_draft_model] if args.use_speculative else []):
         fixed = getattr(built_shapes(key, args), "n_vars", None)
         if fixed is not None and fixed != n_vars:
             raise UsageError(f"--n_vars {fixed} does not match the {n_vars} variable(s) per window of {data}: "
