@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from utils.failures import exit_cleanly  # noqa: E402
 from utils.flags import parse_flags  # noqa: E402
 from utils.lock import folder_lock  # noqa: E402
-from utils.validation import UsageError, exit_on_usage_error, validate  # noqa: E402
+from utils.validation import UsageError, check_output_folder, exit_on_usage_error, validate  # noqa: E402
 
 RUN_PY = Path(__file__).resolve().parents[1] / "run.py"
 POINT_FILE, DONE_FILE, LOG_FILE, LOCK_FILE = "point.json", "done", "run.log", "sweep.lock"
@@ -204,6 +204,7 @@ def main(argv=None):
     with exit_cleanly("finished points are kept; the same command resumes the sweep"):
         with exit_on_usage_error():
             out, grid_tokens, fixed = split_argv(sys.argv[1:] if argv is None else argv)
+            check_output_folder("OUT", out)
             extra = os.environ.get("EXTRA_ARGS", "").split()
             axes = fix_axes(parse_grid(grid_tokens), extra + os.environ.get("SWEEP_ARGS", "").split())
             commands = {point: point_command(fixed, point, extra) for point in grid_points(axes)}

@@ -75,7 +75,8 @@ CASES = ([(speedup, 'speedup', *case) for case in SPEEDUP] + [(step_costs, 'step
 
 ANALYSIS = [
     (speculative_summary, ['--file', '/no/such.txt'], ('--file /no/such.txt', 'no such file')),
-    (speculative_summary, ['--file', str(REPO_ROOT / 'README.md')], ('README.md holds no speculative record',)),
+    (speculative_summary, ['--file', str(REPO_ROOT / 'README.md')], ('README.md holds no complete speculative record',)),
+    (speculative_summary, ['--file', sys.executable], ('--file', 'not a summary written by run.py')),
     (speculative_summary, ['--last', '0'], ('--last 0', '>= 1')),
     (parse_sweep_results, ['/no/such/sweep'], ('/no/such/sweep: no such folder',)),
     (parse_sweep_results, ['--mse_budget', '-5', str(REPO_ROOT)], ('--mse_budget', "'-5'", '>= 0%')),

@@ -167,7 +167,9 @@ def test_a_bad_point_stops_the_sweep_before_any_point_runs(tiny_sweep):
 
 
 def test_sweep_usage_errors_are_one_line_and_exit_2(tmp_path):
-    for argv in ([], [str(tmp_path / 'out')], [str(tmp_path / 'out'), '1', '--', '--model', 'timer_xl']):
+    (tmp_path / 'a_file').write_text('')
+    for argv in ([], [str(tmp_path / 'out')], [str(tmp_path / 'out'), '1', '--', '--model', 'timer_xl'],
+                 [str(tmp_path / 'a_file'), '--spec_k', '1', '--', '--model', 'timer_xl']):
         done = subprocess.run([sys.executable, str(REPO_ROOT / 'scripts/sweep.py'), *argv], capture_output=True,
                               text=True, timeout=60)
         assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
@@ -235,13 +237,14 @@ def test_damaged_point_files_are_one_line_each_in_the_analysis(handmade, capsys)
                        ('M_no_flags', b'{"axes": []}')):
         (handmade / name).mkdir()
         (handmade / name / 'point.json').write_bytes(text)
+    (handmade / 'O_folder' / 'point.json').mkdir(parents=True)
     make_point(handmade, 'N_binary_record', spec_k=1, spec_sigma=0.1)
     (handmade / 'N_binary_record' / 'result_inference_summary.txt').write_bytes(b'\xff\xfe\x00binary')
     analysis.main([str(handmade)])
     err = capsys.readouterr().err
-    assert 'Traceback' not in err and '6 of 14 points finished; missing:' in err
+    assert 'Traceback' not in err and '6 of 15 points finished; missing:' in err
     for name, reason in (('J_cut', 'JSONDecodeError'), ('K_binary', 'UnicodeDecodeError'), ('L_list', 'TypeError'),
-                         ('M_no_flags', 'KeyError')):
+                         ('M_no_flags', 'KeyError'), ('O_folder', 'IsADirectoryError')):
         assert f'  {name}: damaged point.json (not written by sweep.py: {reason})' in err.splitlines()
     assert any(line.startswith('  N_binary_record: unreadable result_inference_summary.txt (')
                for line in err.splitlines())

@@ -128,7 +128,7 @@ def point_flags(folder):
     try:
         with open(os.path.join(folder, POINT_FILE), encoding="utf-8") as f:
             flags = json.load(f)["flags"]
-    except (ValueError, KeyError, TypeError) as error:  # not JSON, not UTF-8, or JSON of another shape
+    except (OSError, ValueError, KeyError, TypeError) as error:  # unreadable, not JSON, or JSON of another shape
         raise ValueError(f"not written by sweep.py: {type(error).__name__}") from None
     if not isinstance(flags, dict):
         raise ValueError("its flags are not a JSON object")
