@@ -1,12 +1,18 @@
 """Single entry point: parse and validate flags, seed, then dispatch to an Exp class."""
+import contextlib
 import random
 import sys
 
 import numpy as np
 import torch
 
+from utils.distributed import launched_rank
+from utils.failures import exit_cleanly
 from utils.flags import parse_flags
-from utils.validation import exit_on_usage_error, validate
+from utils.lock import folder_lock
+from utils.validation import checkpoint_folders, exit_on_usage_error, validate
+
+LOCK_FILE = "run.lock"
 
 
 def parse_args(argv=None):
@@ -36,12 +42,20 @@ def experiment_class(args):
     return ExpForecast
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    seed_everything(args.seed)
-    exp = experiment_class(args)(args)
-    exp.run()
+def writes_checkpoints(args):
+    """Training writes checkpoints; under --ddp only rank 0 does."""
+    return args.is_training and (not args.ddp or launched_rank() == 0)
 
+
+def main(argv=None):
+    with exit_cleanly("checkpoints and results saved before it are kept"), contextlib.ExitStack() as locks:
+        args = parse_args(argv)
+        with exit_on_usage_error():
+            for folder in checkpoint_folders(args) if writes_checkpoints(args) else ():
+                locks.enter_context(folder_lock(folder, LOCK_FILE, "training"))
+        seed_everything(args.seed)
+        exp = experiment_class(args)(args)
+        exp.run()
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -10,8 +10,19 @@ class DataFileError(ValueError):
     """The content of a data file cannot be used (the message names the file and, where it can, column and row)."""
 
 
+# A .csv's first column is its date column when its header names it so, whatever its cells hold: judged by its
+# cells, integer timestamps would be read as a variable, and a variable with one malformed cell dropped as dates.
+DATE_COLUMN_NAMES = ('date', 'datetime', 'time', 'timestamp')
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the models compute in float32
+
+
 def read_series(path) -> np.ndarray:
     """Return the numeric content of `path` as float64 [T, C]; the reader is chosen by extension."""
+    return read_named_series(path)[0]
+
+
+def read_named_series(path):
+    """(read_series(path), the names of its C columns)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data file not found: {path}")
@@ -20,7 +31,7 @@ def read_series(path) -> np.ndarray:
         raise DataFileError(f"{path}: unsupported extension '{path.suffix}' (expected one of {', '.join(READERS)})")
     values, column_names = reader(path)
     check_finite(values, column_names, path)
-    return values
+    return values, column_names
 
 
 def read_csv(path):
@@ -28,11 +39,13 @@ def read_csv(path):
     check_header(frame.columns, path)
     if len(frame) == 0:
         raise DataFileError(f"{path}: no data rows")
-    # A string in the first column means it is the date column (OpenLTM tests data row 2).
-    probe_row = 2 if len(frame) >= 3 else 0
-    if isinstance(frame.iloc[probe_row, 0], str):
+    if is_date_column(frame.columns[0]):
         frame = frame.iloc[:, 1:]
     return numeric_matrix(frame, path)
+
+
+def is_date_column(name):
+    return str(name).strip().lower() in DATE_COLUMN_NAMES
 
 
 def read_txt(path):
@@ -98,7 +111,10 @@ def numeric_matrix(frame, path):
         not_numbers = numbers.isna() & column.notna()
         if not_numbers.any():
             row = int(np.argmax(not_numbers.to_numpy()))
-            raise DataFileError(f"{path}: column '{name}' has a non-numeric value {column.iloc[row]!r} at data row {row}")
+            hint = (f" (a date column is recognised by its name: {', '.join(DATE_COLUMN_NAMES)})"
+                    if name == frame.columns[0] else "")
+            raise DataFileError(f"{path}: column '{name}' has a non-numeric value {column.iloc[row]!r} at data row "
+                                f"{row}{hint}")
         columns.append(numbers.to_numpy(dtype=np.float64))
     return np.stack(columns, axis=1), list(frame.columns)
 
@@ -115,3 +131,8 @@ def check_finite(values, column_names, path):
         row, col = np.argwhere(~finite)[0]
         what = "an empty or NaN" if np.isnan(values[row, col]) else f"an infinite ({values[row, col]})"
         raise DataFileError(f"{path}: column '{column_names[col]}' has {what} value at data row {row}")
+    too_large = np.abs(values) > FLOAT32_MAX
+    if too_large.any():
+        row, col = np.argwhere(too_large)[0]
+        raise DataFileError(f"{path}: column '{column_names[col]}' has {values[row, col]:g} at data row {row}, "
+                            f"beyond the float32 range (+-{FLOAT32_MAX:.3g}) the models compute in")

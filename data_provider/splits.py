@@ -53,8 +53,8 @@ class StandardScaler:
         self.mean = data.mean(axis=0)
         std = data.std(axis=0)
         # A constant column gets scale 1 (as scikit-learn); testing max == min avoids a rounding-noise std.
-        constant = data.max(axis=0) == data.min(axis=0)
-        self.scale = np.where(constant, 1.0, std)
+        self.constant = data.max(axis=0) == data.min(axis=0)
+        self.scale = np.where(self.constant, 1.0, std)
         return self
 
     def transform(self, data):

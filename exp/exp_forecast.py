@@ -1,5 +1,6 @@
 """Forecasting experiment: training with early stopping, validation, and the target-only test
 rollout (--rollout sliding or cached, speculative/target_only.py)."""
+import math
 import os
 import time
 
@@ -14,6 +15,7 @@ from speculative import RolloutOptions, TargetOnlyDecoder
 from utils.checkpoint import load_checkpoint, save_checkpoint, write_manifest
 from utils.component_timer import ComponentTimer
 from utils.distributed import all_reduce_sum, barrier, init_distributed, shutdown
+from utils.failures import RunFailure
 from utils.losses import gaussian_nll
 from utils.metrics import StreamingMetrics
 from utils.results import append_record, forecast_record
@@ -33,6 +35,13 @@ def select_device(args, dist_info):
     if args.ddp:
         return torch.device(f"cuda:{dist_info.local_rank}")
     return torch.device(f"cuda:{args.gpu}")
+
+
+def check_finite_loss(loss, what, checkpoint):
+    """A NaN or infinite loss stops training before it reaches the weights or the checkpoint."""
+    if not math.isfinite(loss):
+        kept = f"{checkpoint} holds the best epoch before it" if os.path.exists(checkpoint) else "no checkpoint saved"
+        raise RunFailure(f"{what} is {loss}: training diverged (a lower --learning_rate may help); {kept}")
 
 
 class ExpForecast:
@@ -107,13 +116,15 @@ class ExpForecast:
         for i, (x, y, _, _) in enumerate(bar):
             optimizer.zero_grad()
             loss = self._training_loss(x.float().to(self.device), y.float().to(self.device))
+            value = loss.item()
+            check_finite_loss(value, f"training loss of epoch {epoch + 1}, batch {i + 1}", self.checkpoint)
             loss.backward()
             optimizer.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+            losses.append(value)
+            bar.set_postfix(loss=f"{value:.4f}")
             if (i + 1) % 100 == 0 and self.dist.is_main:
                 speed = (time.time() - start) / (i + 1)
-                bar.write(f"\titers: {i + 1}, epoch: {epoch + 1} | loss: {loss.item():.7f}")
+                bar.write(f"\titers: {i + 1}, epoch: {epoch + 1} | loss: {value:.7f}")
                 bar.write(f"\tspeed: {speed:.4f}s/iter; left time: {speed * (len(loader) - i - 1):.4f}s")
         return float(np.average(losses))
 
@@ -152,7 +163,7 @@ class ExpForecast:
 
     def train(self, setting):
         args, rank, world = self.args, self.dist.rank, self.dist.world_size
-        checkpoint = os.path.join(args.checkpoints, setting, "checkpoint.pth")
+        checkpoint = self.checkpoint = os.path.join(args.checkpoints, setting, "checkpoint.pth")
         loaders = {flag: get_loader(args, self.datasets[flag], flag, rank, world) for flag in ("train", "val", "test")}
         optimizer = self._optimizer()
         stopper = EarlyStopping(args.patience, save=lambda: self._save(checkpoint), verbose=self.dist.is_main)
@@ -162,6 +173,7 @@ class ExpForecast:
             start = time.time()
             train_loss = self._train_epoch(loaders["train"], optimizer, epoch)
             vali_loss = self.vali(loaders["val"], is_test=args.valid_last)
+            check_finite_loss(vali_loss, f"validation loss of epoch {epoch + 1}", checkpoint)
             test_loss = self.vali(loaders["test"], aligned_test=True)
             if self.dist.is_main:
                 print(f"Epoch: {epoch + 1} cost time: {time.time() - start:.1f}s")
@@ -253,6 +265,9 @@ class ExpForecast:
                               context=x[0, :, -1].cpu().numpy())
         result = metrics.result()
         print(f"mse:{str(result['mse'])}, mae:{str(result['mae'])}")
+        if not math.isfinite(result["mse"]):
+            raise RunFailure(f"test MSE of {setting} is {result['mse']}: the forecasts hold NaN or infinite values; "
+                             f"no result was recorded")
         append_record(FORECAST_RESULT_FILE, forecast_record(setting, result["mse"], result["mae"]))
         self._report_inference(setting, result, n_batches)
         barrier()

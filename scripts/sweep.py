@@ -11,11 +11,14 @@ so one SWEEP_ARGS can serve sweeps with different axes.
 
 OUT/<point>/point.json (its flags, written for every point at the start) tells the analysis what
 the grid is; OUT/<point>/done (its command, written atomically after run.py succeeded) marks it
-finished. A point is skipped when its done file holds the same command; otherwise (never run,
-interrupted, failed or other flags) its folder is emptied and it runs again. A failed point is
+finished. A point is skipped when its done file holds the same command; one never run, interrupted or
+failed is emptied and runs again. A point finished with another command (other fixed flags, EXTRA_ARGS)
+stops the sweep before anything runs, its results kept: sweep into another OUT. A failed point is
 reported and the sweep goes on; the exit status is 1 if any point failed. Before anything runs, every
 point still to run passes run.py's start-up checks from its folder: a bad flag stops the sweep with
-run.py's one-line message and exit status 2.
+run.py's one-line message and exit status 2. OUT/sweep.lock (the sweep's pid) keeps a second sweep out
+of OUT while one runs; Ctrl-C stops the sweep with one line and exit status 130, and the same command
+resumes it.
 """
 import contextlib
 import itertools
@@ -30,11 +33,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from utils.failures import exit_cleanly  # noqa: E402
 from utils.flags import parse_flags  # noqa: E402
-from utils.validation import UsageError, exit_on_usage_error, validate  # noqa: E402
+from utils.lock import folder_lock  # noqa: E402
+from utils.validation import UsageError, check_output_folder, exit_on_usage_error, validate  # noqa: E402
 
 RUN_PY = Path(__file__).resolve().parents[1] / "run.py"
-POINT_FILE, DONE_FILE, LOG_FILE = "point.json", "done", "run.log"
+POINT_FILE, DONE_FILE, LOG_FILE, LOCK_FILE = "point.json", "done", "run.log", "sweep.lock"
 
 
 def flag_values(argv):
@@ -140,12 +145,28 @@ def inside(folder):
             shutil.rmtree(created)
 
 
+def differences(done_text, command):
+    """What differs between the command a done file records and `command`, for a message."""
+    try:
+        before = flag_values(shlex.split(done_text)[3:])
+    except ValueError:  # not a command line
+        return "an unreadable command"
+    now = flag_values(command[3:])
+    return ", ".join(f"{flag} {before.get(flag, '(not given)')} then, {now.get(flag, '(not given)')} now"
+                     for flag in sorted(set(before) | set(now)) if before.get(flag) != now.get(flag)) or "its program"
+
+
 def check_points(out, commands):
-    """run.py's start-up checks of every point still to run, from its folder (relative paths resolve there)."""
+    """No finished point would be redone with other flags; run.py's start-up checks of every point still to run,
+    from its folder (relative paths resolve there)."""
     for point, command in commands.items():
         folder = out / point_name(point)
         if is_done(folder, command):
             continue
+        if (folder / DONE_FILE).is_file():
+            done_text = (folder / DONE_FILE).read_text(encoding="utf-8", errors="replace")
+            raise UsageError(f"point {folder} finished with other flags ({differences(done_text, command)}); its "
+                             f"results are kept: sweep into another OUT folder, or delete that point to redo it")
         with inside(folder):
             try:
                 validate(parse_flags(command[3:]))
@@ -180,18 +201,20 @@ def run_all(out, axes, commands):
 
 
 def main(argv=None):
-    with exit_on_usage_error():
-        out, grid_tokens, fixed = split_argv(sys.argv[1:] if argv is None else argv)
-        extra = os.environ.get("EXTRA_ARGS", "").split()
-        axes = fix_axes(parse_grid(grid_tokens), extra + os.environ.get("SWEEP_ARGS", "").split())
-        commands = {point: point_command(fixed, point, extra) for point in grid_points(axes)}
-        check_points(out, commands)
-    announce(out, axes, commands, extra)
-    failed = run_all(out, axes, commands)
+    with exit_cleanly("finished points are kept; the same command resumes the sweep"):
+        with exit_on_usage_error():
+            out, grid_tokens, fixed = split_argv(sys.argv[1:] if argv is None else argv)
+            check_output_folder("OUT", out)
+            extra = os.environ.get("EXTRA_ARGS", "").split()
+            axes = fix_axes(parse_grid(grid_tokens), extra + os.environ.get("SWEEP_ARGS", "").split())
+            commands = {point: point_command(fixed, point, extra) for point in grid_points(axes)}
+            check_points(out, commands)
+        with exit_on_usage_error(), folder_lock(out, LOCK_FILE, "sweeping"):
+            announce(out, axes, commands, extra)
+            failed = run_all(out, axes, commands)
     print(f"{len(commands) - len(failed)} of {len(commands)} points finished in {out}"
           + (f"; failed: {', '.join(f.name for f in failed)}" if failed else ""))
     return 1 if failed else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""Bad inputs a new user might give run.py, one per row, grouped by class of mistake (issue 11).
+"""Bad inputs a new user might give run.py, one per row, grouped by class of mistake: the one table of them.
 
 tests/test_validation.py runs every case and asserts a clear error. Run this file to print the table of the
 outcomes (clear error / unclear error / traceback / silent run):
@@ -15,6 +15,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from conftest import cli_args, make_args, write_csv
@@ -62,6 +63,14 @@ def write_rows(relpath, rows=400, cells=None):
     return lambda workdir, argv: write_csv(workdir / relpath, rows=rows, cells=cells)
 
 
+def write_undated(relpath, cells):
+    """toy.csv's numbers without its date column, with `cells` overwritten."""
+    def setup(workdir, argv):
+        write_csv(workdir / relpath, cells=cells)
+        pd.read_csv(workdir / relpath).drop(columns='date').to_csv(workdir / relpath, index=False)
+    return setup
+
+
 def write_columns(relpath, columns):
     header = ','.join(columns)
     body = ''.join(f"2020-01-01 {i:02d}:00:00,{','.join(['1.5'] * (len(columns) - 1))}\n" for i in range(24))
@@ -70,6 +79,24 @@ def write_columns(relpath, columns):
 
 def save_model(relpath, model='timer_xl', **flags):
     return lambda workdir, argv: save(workdir, relpath, tiny(model, **flags))
+
+
+def save_diverged(relpath):
+    def setup(workdir, argv):
+        model = tiny()
+        with torch.no_grad():
+            model.head.weight[0, 0] = float('nan')
+        save(workdir, relpath, model)
+    return setup
+
+
+def trained_with(**flags):
+    """The manifest of the --test_dir target: the flags of this command line with `flags` changed."""
+    def setup(workdir, argv):
+        args = parse_flags(argv)
+        vars(args).update(flags)
+        write_manifest(str(workdir / TARGET_FOLDER), args)
+    return setup
 
 
 def save_object(relpath, obj):
@@ -117,8 +144,11 @@ def damaged_manifest(workdir, argv):
 
 
 TEST_ONLY = dict(is_training=0, test_dir='target')
-TARGET = 'checkpoints/target/checkpoint.pth'  # --test_dir target
+TARGET_FOLDER = 'checkpoints/target'  # --test_dir target
+TARGET = f'{TARGET_FOLDER}/checkpoint.pth'
 SPEC = dict(TEST_ONLY, use_speculative=True, spec_draft_ckpt='draft.pth')
+TTM_TRAINING = dict(model='ttm', nonautoregressive=True, output_token_len=96, data_path='long.csv', n_vars=5)
+HUGE = dict(d_model=32768, n_heads=2, d_ff=2 ** 20, e_layers=64)  # about 4.4e12 parameters
 DRAFT_SIZES = dict(d_model=64, n_heads=8, d_ff=64)  # its 0.25 draft is 16 wide with 2 heads
 
 CASES = [
@@ -146,6 +176,18 @@ CASES = [
          write_text('ragged.csv', 'date,a,b,OT\n' + '2020,1,2,3\n' * 10 + '2020,1,2,3,4\n' + '2020,1,2,3\n' * 300)),
     Case('data', 'unsupported extension', dict(data_path='toy.xlsx'), ('toy.xlsx', 'extension', '.csv'),
          write_text('toy.xlsx', 'not a spreadsheet')),
+    Case('data', 'no date column, a malformed first cell', dict(data_path='undated.csv'),
+         ('undated.csv', "'a'", 'row 2', "'oops'"), write_undated('undated.csv', {(2, 'a'): 'oops'})),
+    Case('data', 'a value beyond float32', dict(data_path='big.csv'), ('big.csv', "'b'", 'row 5', 'float32'),
+         write_rows('big.csv', cells={(5, 'b'): '1e39'})),
+    Case('data', 'an outlier squashing a column', dict(data_path='outlier.csv'),
+         ('outlier.csv', "'a'", 'squashed', 'row 5'), write_rows('outlier.csv', cells={(5, 'a'): '1e30'})),
+    Case('data', 'every column constant', dict(data_path='flat.csv'), ('flat.csv', 'constant'),
+         write_columns('flat.csv', ['date', 'a', 'b', 'OT'])),
+    Case('data', "TTM's --n_vars against the data", TTM_TRAINING, ('--n_vars 5', '3 variable'),
+         write_rows('long.csv', rows=1000)),
+    Case('data', "TTM's --n_vars with one-variable windows", dict(TTM_TRAINING, data='UnivariateDatasetBenchmark'),
+         ('--n_vars 5', '1 variable'), write_rows('long.csv', rows=1000)),
     Case('data', 'folder of files without files', dict(data='Utsd', root_path='empty_folder'),
          ('--root_path', 'empty_folder', 'no .csv or .npy'), make_folder('empty_folder')),
     # ---- lengths
@@ -162,6 +204,12 @@ CASES = [
     Case('lengths', '--batch_size 0', dict(batch_size=0), ('--batch_size 0', '>= 1')),
     Case('lengths', '--test_max_batches 0', dict(test_max_batches=0), ('--test_max_batches 0', '>= 1')),
     Case('lengths', '--input_token_len 0', dict(input_token_len=0), ('--input_token_len 0', '>= 1')),
+    Case('lengths', '--tmax 0', dict(cosine=True, tmax=0), ('--tmax 0', '>= 1')),
+    Case('lengths', '--seed -1', dict(seed=-1), ('--seed -1', '2**32')),
+    Case('lengths', '--seed 2**32', dict(seed=2 ** 32), ('--seed 4294967296', '2**32')),
+    Case('lengths', 'a model too large for memory', HUGE, ('--d_model 32768', 'parameters', 'GiB')),
+    Case('lengths', 'a model too large for memory (test only)', dict(TEST_ONLY, **HUGE),
+         ('--d_model 32768', 'parameters', 'GiB')),
     Case('lengths', '--d_model not divisible by --n_heads', dict(d_model=18, n_heads=4), ('--d_model 18',
                                                                                           '--n_heads 4')),
     Case('lengths', 'head dim not a multiple of 4', dict(d_model=20, n_heads=2), ('--d_model', 'multiple of 4')),
@@ -190,6 +238,27 @@ CASES = [
     Case('checkpoints', 'deterministic draft with --draft_stochastic', dict(SPEC, draft_stochastic=True),
          ('--spec_draft_ckpt', 'draft.pth', '--draft_stochastic True', 'drop --draft_stochastic'),
          both(save_model(TARGET), save_model('draft.pth', 'timer_xl_draft'))),
+    Case('checkpoints', 'test-only, another --activation than training', dict(TEST_ONLY, activation='gelu'),
+         ('--test_dir', "--activation 'relu' there, 'gelu' now", 'manifest.json'),
+         both(save_model(TARGET), trained_with(activation='relu'))),
+    Case('checkpoints', 'test-only, no --use_norm where training had it', dict(TEST_ONLY),
+         ('--test_dir', '--use_norm True there, False now'), both(save_model(TARGET), trained_with(use_norm=True))),
+    Case('checkpoints', 'speculative, a draft trained with --covariate', dict(SPEC, spec_draft_ckpt='drafts/draft.pth'),
+         ('--spec_draft_ckpt', '--covariate True there, False now'),
+         both(save_model(TARGET), save_model('drafts/draft.pth', 'timer_xl_draft'),
+              lambda workdir, argv: write_manifest(str(workdir / 'drafts'), parse_flags(argv + ['--covariate'])))),
+    Case('checkpoints', 'test-only, a damaged manifest next to the checkpoint', dict(TEST_ONLY),
+         ('--test_dir', 'manifest.json', 'damaged'),
+         both(save_model(TARGET), write_text(f'{TARGET_FOLDER}/manifest.json', '\x00\x01 not json'))),
+    Case('checkpoints', 'NaN weights', dict(TEST_ONLY), ('checkpoint.pth', 'NaN or infinite', 'head.weight'),
+         save_diverged(TARGET)),
+    Case('checkpoints', 'draft missing', dict(SPEC), ('--spec_draft_ckpt draft.pth', 'not found'), save_model(TARGET)),
+    Case('checkpoints', 'draft of another width', dict(SPEC),
+         ('--spec_draft_ckpt draft.pth', '--d_model 16', 'shape mismatches (', 'embedding.weight: checkpoint (8, 24) vs '
+          'model (4, 24)'), both(save_model(TARGET), save_model('draft.pth', 'timer_xl_draft', d_model=32))),
+    Case('checkpoints', 'draft of another patch length', dict(SPEC),
+         ('--input_token_len 24', 'embedding.weight: checkpoint (4, 12) vs model (4, 24)'),
+         both(save_model(TARGET), save_model('draft.pth', 'timer_xl_draft', input_token_len=12, output_token_len=12))),
     Case('checkpoints', 'teacher checkpoint missing', dict(DRAFT_SIZES, model='timer_xl_draft', distill=True,
                                                            distill_target_ckpt='teacher.pth'),
          ('--distill_target_ckpt', 'teacher.pth', 'not found')),
@@ -239,6 +308,31 @@ CASES = [
     Case('combinations', '--dropout 1.5', dict(dropout=1.5), ('--dropout 1.5', '[0, 1)')),
     Case('combinations', '--learning_rate -1', dict(learning_rate=-1), ('--learning_rate -1', '> 0')),
     Case('combinations', '--is_training 2', dict(is_training=2), ('--is_training 2', '0, 1')),
+    Case('combinations', 'unknown --lradj', dict(lradj='cosine'), ("--lradj 'cosine'", 'type1, type2, type3, constant')),
+    Case('combinations', 'unknown --activation', dict(activation='tanh'), ("--activation 'tanh'", 'relu, gelu')),
+    Case('combinations', '--spec_sigma 0', dict(SPEC, spec_sigma=0), ('--spec_sigma 0', '> 0')),
+    Case('combinations', 'unknown --spec_accept_mode', dict(SPEC, spec_accept_mode='foo'),
+         ("--spec_accept_mode 'foo'", 'tolerance, lossless')),
+    Case('combinations', '--rollout cached with flat RoPE positions', dict(rollout='cached', rope_position='flat'),
+         ('--rollout cached', '--rope_position flat')),
+    Case('combinations', 'TTM training without --nonautoregressive', dict(model='ttm', output_token_len=96),
+         ('--model ttm', '--nonautoregressive')),
+    Case('combinations', "TTM's --output_token_len not --ttm_patches * P", dict(TTM_TRAINING, ttm_patches=3),
+         ('--output_token_len', '72', 'got 96')),
+    Case('combinations', 'TTM tested with --rollout cached', dict(TEST_ONLY, model='ttm', rollout='cached'),
+         ('--model ttm', 'keeps no KV cache', '--rollout sliding')),
+    Case('combinations', 'TTM sizes it cannot have', dict(TTM_TRAINING, hidden_dim=30, AP_levels=2),
+         ('ttm', '--hidden_dim 30')),
+    Case('combinations', '--draft_stochastic with a Timer target', dict(model='timer', draft_stochastic=True),
+         ('--draft_stochastic', 'timer_xl_draft/ttm')),
+    Case('combinations', 'a TTM flag next to a Timer teacher', dict(model='timer', distill=True,
+                                                                     distill_target_ckpt='t.pth', ttm_patches=2),
+         ('--ttm_patches 2 does nothing',)),
+    Case('combinations', '--draft_stochastic with a Timer draft', dict(SPEC, spec_draft_model='timer_draft',
+                                                                         draft_stochastic=True),
+         ('--draft_stochastic does nothing', 'timer_xl_draft/ttm')),
+    Case('combinations', '--draft_scale_* with a TTM draft', dict(SPEC, spec_draft_model='ttm', draft_scale_d_model=0.5),
+         ('--draft_scale_d_model 0.5 does nothing', 'timer_draft/timer_xl_draft')),
     Case('combinations', 'not an int', dict(spec_k='three'), ('--spec_k', "invalid int value: 'three'")),
     Case('combinations', 'misspelt flag', {}, ('unrecognized', '--sepc_k'), extra=['--sepc_k', '2']),
     Case('combinations', 'required flag left out', dict(model_id=None), ('--model_id',)),
@@ -251,6 +345,13 @@ CASES = [
     Case('folders', 'checkpoint without manifest', {}, ('manifest.json', '--overwrite_checkpoint'),
          trained_folder(manifest=False)),
     Case('folders', 'damaged manifest', {}, ('manifest.json', 'damaged'), damaged_manifest),
+    Case('folders', '--model_id leaving --checkpoints', dict(model_id='../../x'), ('--model_id ../../x', 'plain name')),
+    Case('folders', '--des with a folder in it', dict(des='a/b'), ('--des a/b', 'plain name')),
+    Case('folders', 'folder name beyond the file system limit', dict(model_id='x' * 300),
+         ('--checkpoints', 'bytes', '--model_id')),
+    Case('folders', '--checkpoints below a file', dict(checkpoints='toy.csv/runs'), ('--checkpoints', 'is a file')),
+    Case('folders', '--checkpoints not writable', dict(checkpoints='/proc/runs'), ('--checkpoints /proc/runs',
+                                                                                   'cannot write')),
     Case('folders', '--checkpoints is a file', dict(checkpoints='toy.csv'), ('--checkpoints', 'not a folder')),
 ]
 KINDS = ('data', 'lengths', 'checkpoints', 'combinations', 'folders')

@@ -248,6 +248,22 @@ def test_non_numeric_column_names_file_and_column(tmp_path):
         read_series(tmp_path / 'mixed.csv')
 
 
+@pytest.mark.parametrize('dates', [[1467331200 + 3600 * i for i in range(4)], ['d0', 'd1', 'd2', 'd3']],
+                         ids=['integer timestamps', 'text'])
+def test_the_date_column_is_recognised_by_its_name_whatever_it_holds(tmp_path, dates):
+    pd.DataFrame({'Date': dates, 'load': [1.0, 2.0, 3.0, 4.0], 'OT': [5.0, 6.0, 7.0, 8.0]}).to_csv(
+        tmp_path / 'dated.csv', index=False)
+    np.testing.assert_array_equal(read_series(tmp_path / 'dated.csv'), [[1, 5], [2, 6], [3, 7], [4, 8]])
+
+
+def test_a_first_column_not_named_as_dates_is_a_variable(tmp_path):
+    pd.DataFrame({'load': ['1.0', '2.0', 'oops', '4.0'], 'OT': [5.0, 6.0, 7.0, 8.0]}).to_csv(
+        tmp_path / 'undated.csv', index=False)
+    with pytest.raises(ValueError, match=r"undated\.csv: column 'load' has a non-numeric value 'oops' at data row 2 "
+                                         r"\(a date column is recognised by its name"):
+        read_series(tmp_path / 'undated.csv')
+
+
 def test_unknown_extension(tmp_path):
     (tmp_path / 'table.xlsx').write_bytes(b'not a table')
     with pytest.raises(ValueError, match=r"table\.xlsx: unsupported extension '\.xlsx'"):

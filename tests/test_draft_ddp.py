@@ -9,7 +9,6 @@ rounding. A small wrapper around run.py (PROBE) records every validation value a
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ import run
 from conftest import make_args
 from models import build_model
 from utils.checkpoint import load_checkpoint
+from utils.distributed import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,12 +64,6 @@ def write_series_csv(path, rows=1100):
                           'b': np.cos(2 * np.pi * t / 60) + 0.1 * rng.standard_normal(rows),
                           'OT': np.cumsum(rng.standard_normal(rows)) / 10})
     frame.to_csv(path, index=False)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def read_probe(folder, rank):

@@ -1,6 +1,8 @@
 """The benchmark and analysis scripts refuse bad input as run.py does: exit status 2 and one line on stderr
 naming the flag, file or value. Those that build models from run.py flags (speedup.py, step_costs.py,
 draft_vs_target.py) refuse it before any model is built or checkpoint loaded."""
+import signal
+import subprocess
 import sys
 
 import pytest
@@ -73,7 +75,8 @@ CASES = ([(speedup, 'speedup', *case) for case in SPEEDUP] + [(step_costs, 'step
 
 ANALYSIS = [
     (speculative_summary, ['--file', '/no/such.txt'], ('--file /no/such.txt', 'no such file')),
-    (speculative_summary, ['--file', str(REPO_ROOT / 'README.md')], ('README.md holds no speculative record',)),
+    (speculative_summary, ['--file', str(REPO_ROOT / 'README.md')], ('README.md holds no complete speculative record',)),
+    (speculative_summary, ['--file', sys.executable], ('--file', 'not a summary written by run.py')),
     (speculative_summary, ['--last', '0'], ('--last 0', '>= 1')),
     (parse_sweep_results, ['/no/such/sweep'], ('/no/such/sweep: no such folder',)),
     (parse_sweep_results, ['--mse_budget', '-5', str(REPO_ROOT)], ('--mse_budget', "'-5'", '>= 0%')),
@@ -120,3 +123,31 @@ def test_the_good_flags_pass(ckpts):
     assert own.horizons == [96, 720]
     bench, args = step_costs.parse(cli_args(MODEL | dict(n_vars=2)))  # --n_vars sets the windows of any family
     assert args.n_vars == 2
+
+
+def test_ks_beyond_the_horizons_patches_are_clipped(ckpts, capsys):
+    bench, args = step_costs.parse(cli_args(MODEL) + ['--ks', '2', '1000'])
+    assert bench.ks == [2, 8] and args.spec_k == 8  # step_costs forecasts 720 points: ceil(720 / 96) patches
+    assert 'note: the largest --ks 1000 is more than the 8 patch(es)' in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not (ETT_ROOT / 'ETTh1.csv').is_file(), reason='needs ../shared/datasets/ETT-small/ETTh1.csv')
+def test_speedup_ks_beyond_the_longest_horizon_are_clipped(ckpts):
+    bench, args = speedup.parse(cli_args(checked(ckpts, horizons=192)) + ['--ks', '1', '1000'])
+    assert bench.ks == [1, 2] and args.spec_k == 2
+
+
+def test_ctrl_c_stops_a_benchmark_with_one_line_and_status_130():
+    command = [sys.executable, '-u', str(REPO_ROOT / 'scripts' / 'benchmarks' / 'step_costs.py'), *cli_args(MODEL),
+               '--batch_sizes', '256', '--ks', '1', '8']
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in child.stdout:
+            if line.startswith('|---'):  # the table has begun: the costs are being measured
+                break
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 130
+    assert err.splitlines() == ['interrupted (Ctrl-C): the rows printed above are complete']

@@ -4,6 +4,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -65,11 +66,15 @@ def tiny_sweep(tmp_path):
     out = tmp_path / 'sweep_results_tiny'
     env = {k: v for k, v in os.environ.items() if k not in ('EXTRA_ARGS', 'SWEEP_ARGS')}
 
+    def command(*grid):
+        return [sys.executable, str(REPO_ROOT / 'scripts/sweep.py'), str(out), *(grid or ('--spec_k', '1', '2')), '--',
+                *flags]
+
     def run(*grid, **extra_env):
-        done = subprocess.run([sys.executable, str(REPO_ROOT / 'scripts/sweep.py'), str(out),
-                               *(grid or ('--spec_k', '1', '2')), '--', *flags], env={**env, **extra_env}, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(command(*grid), env={**env, **extra_env}, capture_output=True, text=True, timeout=300)
         return done.returncode, done.stdout + done.stderr
 
+    run.command, run.env = command, env
     return run, out
 
 
@@ -101,10 +106,51 @@ def test_two_point_sweep_runs_skips_and_redoes_only_what_is_missing(tiny_sweep):
     # SWEEP_ARGS fixes an axis (and ignores a flag that is no axis): only K 2 is left, and it is done
     status, output = run(SWEEP_ARGS='--spec_k 2 --no_such_axis 1')
     assert status == 0 and '--spec_k {2} = 1 runs' in output and f'skip {points[1]}: done' in output, output
-    # EXTRA_ARGS reaches every run: other flags, so the point runs again
+    # other flags for a finished point: refused before anything runs, its results kept
+    record = (points[1] / 'result_inference_summary.txt').read_text()
     status, output = run(SWEEP_ARGS='--spec_k 2', EXTRA_ARGS='--spec_sigma 0.3')
-    assert status == 0 and f'done {points[1]}' in output, output
-    assert 'spec_sigma:0.3,' in (points[1] / 'result_inference_summary.txt').read_text()
+    assert status == 2 and output.strip().splitlines() == [
+        f'error: point {points[1]} finished with other flags (--spec_sigma (not given) then, 0.3 now); its results '
+        f'are kept: sweep into another OUT folder, or delete that point to redo it'], output
+    assert (points[1] / 'result_inference_summary.txt').read_text() == record
+
+
+@pytest.mark.skipif(not (ETT_ROOT / 'ETTh1.csv').is_file(), reason=f'ETTh1.csv not found under {ETT_ROOT}')
+def test_a_second_sweep_into_a_folder_in_use_is_refused(tiny_sweep, capsys):
+    run, out = tiny_sweep
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    try:
+        (out / 'sweep.lock').write_text(f'{holder.pid}\n')
+        with pytest.raises(SystemExit) as exit_info:
+            sweep.main(run.command()[2:])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert exit_info.value.code == 2 and capsys.readouterr().err.splitlines() == [
+        f'error: {out} is in use: process {holder.pid} is sweeping into it (lock {out / "sweep.lock"}); wait for it '
+        f'to end, or delete the lock if that process is not this program']
+    assert os.listdir(out) == ['sweep.lock']
+
+
+@pytest.mark.skipif(not (ETT_ROOT / 'ETTh1.csv').is_file(), reason=f'ETTh1.csv not found under {ETT_ROOT}')
+def test_ctrl_c_stops_a_sweep_with_one_line_and_leaves_it_resumable(tiny_sweep):
+    run, out = tiny_sweep
+    child = subprocess.Popen(run.command('--spec_k', '1'), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True, env=run.env)
+    try:
+        for line in child.stdout:
+            if 'to run' in line:  # the points are announced: run.py starts next
+                break
+        os.killpg(child.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the sweep and its run.py
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 130, err
+    assert 'Traceback' not in err and err.strip().splitlines()[-1] == (
+        'interrupted (Ctrl-C): finished points are kept; the same command resumes the sweep')
+    assert not (out / 'sweep.lock').exists()
+    assert not (out / 'spec_k-1' / 'done').exists()  # not done: the same command runs it again
 
 
 def test_a_bad_point_stops_the_sweep_before_any_point_runs(tiny_sweep):
@@ -121,7 +167,9 @@ def test_a_bad_point_stops_the_sweep_before_any_point_runs(tiny_sweep):
 
 
 def test_sweep_usage_errors_are_one_line_and_exit_2(tmp_path):
-    for argv in ([], [str(tmp_path / 'out')], [str(tmp_path / 'out'), '1', '--', '--model', 'timer_xl']):
+    (tmp_path / 'a_file').write_text('')
+    for argv in ([], [str(tmp_path / 'out')], [str(tmp_path / 'out'), '1', '--', '--model', 'timer_xl'],
+                 [str(tmp_path / 'a_file'), '--spec_k', '1', '--', '--model', 'timer_xl']):
         done = subprocess.run([sys.executable, str(REPO_ROOT / 'scripts/sweep.py'), *argv], capture_output=True,
                               text=True, timeout=60)
         assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
@@ -182,6 +230,24 @@ def handmade(tmp_path):
     make_point(out, 'G_not_run', done=False, started=False, spec_k=3, spec_sigma=0.7)
     make_point(out, 'H_interrupted', summary('speculative', 0.3, 9.0), done=False, spec_k=1, spec_sigma=0.7)
     return out
+
+
+def test_damaged_point_files_are_one_line_each_in_the_analysis(handmade, capsys):
+    for name, text in (('J_cut', b'{"axes": [], "fla'), ('K_binary', bytes(range(256))), ('L_list', b'[1, 2]'),
+                       ('M_no_flags', b'{"axes": []}')):
+        (handmade / name).mkdir()
+        (handmade / name / 'point.json').write_bytes(text)
+    (handmade / 'O_folder' / 'point.json').mkdir(parents=True)
+    make_point(handmade, 'N_binary_record', spec_k=1, spec_sigma=0.1)
+    (handmade / 'N_binary_record' / 'result_inference_summary.txt').write_bytes(b'\xff\xfe\x00binary')
+    analysis.main([str(handmade)])
+    err = capsys.readouterr().err
+    assert 'Traceback' not in err and '6 of 15 points finished; missing:' in err
+    for name, reason in (('J_cut', 'JSONDecodeError'), ('K_binary', 'UnicodeDecodeError'), ('L_list', 'TypeError'),
+                         ('M_no_flags', 'KeyError'), ('O_folder', 'IsADirectoryError')):
+        assert f'  {name}: damaged point.json (not written by sweep.py: {reason})' in err.splitlines()
+    assert any(line.startswith('  N_binary_record: unreadable result_inference_summary.txt (')
+               for line in err.splitlines())
 
 
 def test_analysis_table_statuses_and_missing(handmade, capsys):

@@ -20,6 +20,7 @@ from data_provider.data_factory import get_loader
 from exp.exp_forecast import FORECAST_RESULT_FILE, ExpForecast
 from models import build_model
 from utils.checkpoint import CheckpointMismatch, load_checkpoint, save_checkpoint
+from utils.failures import RunFailure
 from utils.metrics import StreamingMetrics
 from utils.results import forecast_record
 from utils.flags import parse_flags
@@ -408,10 +409,11 @@ def test_save_is_atomic_and_overwrites(tmp_path, monkeypatch):
 
     def crash_midway(obj, f, *a, **k):
         Path(f).write_bytes(b'half a checkpoint')
-        raise OSError('disk full')
+        raise OSError(28, 'No space left on device')
 
     monkeypatch.setattr(torch, 'save', crash_midway)
-    with pytest.raises(OSError, match='disk full'):
+    with pytest.raises(RunFailure, match=r'could not write .*checkpoint\.pth \(\[Errno 28\] No space left on device\); '
+                                         r'the previous file is kept'):
         save_checkpoint(first, str(path))
     monkeypatch.undo()
     assert os.listdir(folder) == ['checkpoint.pth']  # no temp file left behind

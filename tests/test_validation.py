@@ -1,9 +1,10 @@
-"""Start-up validation (utils/validation.py), checkpoint manifests and atomic saves (issue 11).
+"""Start-up validation (utils/validation.py), checkpoint manifests and atomic saves.
 
 Every bad input of tests/bad_inputs.py, one test per class of mistake: exit status 2, one line on stderr that
 names the flag or file, no traceback, no experiment started, nothing created or changed in the working folder."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -186,3 +187,38 @@ def test_a_save_killed_by_sigkill_keeps_the_old_checkpoint_and_the_next_save_cle
     assert sorted(os.listdir(folder)) == ['checkpoint.pth', 'manifest.json']
     loaded = torch.load(path, weights_only=True)
     assert all(torch.equal(loaded[k], v) for k, v in new.state_dict().items())
+
+
+def test_a_file_system_without_room_for_the_checkpoint_is_refused(workdir, monkeypatch, capsys):
+    write_csv(workdir / 'toy.csv')
+    monkeypatch.setattr(shutil, 'disk_usage', lambda path: shutil._ntuple_diskusage(2 ** 30, 2 ** 30 - 1000, 1000))
+    refuse_experiments(monkeypatch)
+    with pytest.raises(SystemExit) as exit_info:
+        run.main(toy_argv(workdir))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count('\n') == 1
+    assert err.startswith('error: --checkpoints') and '0.0 MiB free' in err and 'timer_xl checkpoint needs' in err
+
+
+def test_a_checkpoint_folder_another_live_run_trains_into_is_refused_and_a_stale_lock_taken_over(
+        workdir, monkeypatch, capsys):
+    write_csv(workdir / 'toy.csv')
+    argv = toy_argv(workdir, dropout=0.2)  # the same folder as a run with another --dropout
+    experiment_class = run.experiment_class
+    folder = workdir / 'checkpoints' / make_setting(parse_flags(argv), 0)
+    folder.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    try:
+        (folder / 'run.lock').write_text(f'{holder.pid}\n')
+        refuse_experiments(monkeypatch)
+        with pytest.raises(SystemExit) as exit_info:
+            run.main(argv)
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count('\n') == 1
+    assert err.startswith(f'error: {folder} is in use: process {holder.pid} is training into it')
+    monkeypatch.setattr(run, 'experiment_class', experiment_class)
+    run.main(argv)  # the holder is gone: the lock is stale
+    assert sorted(os.listdir(folder)) == ['checkpoint.pth', 'manifest.json']

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from utils.failures import RunFailure
+
 
 class CheckpointMismatch(ValueError):
     pass
@@ -32,9 +34,17 @@ def atomic_write(path, write):
         write(tmp)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are shared like any result
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         os.remove(tmp)
+        if isinstance(error, (OSError, RuntimeError)):  # a full disk: torch.save reports it as a RuntimeError
+            raise RunFailure(f"could not write {path} ({first_line(error)}); "
+                             f"{'the previous file is kept' if os.path.exists(path) else 'nothing was written'}") from None
         raise
+
+
+def first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def save_checkpoint(model, path):
@@ -71,6 +81,10 @@ def read_state_dict(path):
             break
     if not (isinstance(obj, dict) and all(torch.is_tensor(v) for v in obj.values())):
         raise CheckpointMismatch(f"{path} does not hold a state dict (a dict of tensors), but a {type(obj).__name__}")
+    not_finite = [k for k, v in obj.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if not_finite:
+        raise CheckpointMismatch(f"{path} holds NaN or infinite weights ({len(not_finite)} tensors, first "
+                                 f"{not_finite[0]}): the run that wrote it diverged")
     return {k.removeprefix("module."): v for k, v in obj.items()}
 
 

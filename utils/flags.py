@@ -168,5 +168,10 @@ RUN_ONLY_FLAGS = frozenset({
 })
 
 
+# Flags that change what trained weights compute but not their shapes: a checkpoint used with other values than
+# those in its manifest loads without a mismatch and gives wrong numbers.
+COMPUTATION_FLAGS = ("activation", "use_norm", "covariate", "rope_position")
+
+
 def changes_the_model_or_data(name):
     return name not in RUN_ONLY_FLAGS and not name.startswith("spec_")

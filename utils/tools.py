@@ -9,7 +9,7 @@ COSINE_ETA_MIN = 1e-8
 
 
 def learning_rate_at(args, epoch):
-    """Learning rate of 0-based `epoch` under --cosine/--tmax or --lradj."""
+    """Learning rate of 0-based `epoch` under --cosine/--tmax or --lradj (constant: lr0 throughout)."""
     lr0 = args.learning_rate
     if args.cosine:
         return COSINE_ETA_MIN + (lr0 - COSINE_ETA_MIN) * (1 + math.cos(math.pi * epoch / args.tmax)) / 2

@@ -8,20 +8,26 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
 import torch
 
 from data_provider.data_factory import DATA_DICT, reads_a_folder
-from data_provider.readers import READERS, DataFileError, read_series
-from data_provider.splits import count_windows, file_stem, split_borders
-from models import build_model, families, family_trait
+from data_provider.data_loader import MultivariateDatasetBenchmark
+from data_provider.readers import READERS, DataFileError, read_named_series
+from data_provider.splits import StandardScaler, count_windows, file_stem, split_borders
+from models import build_model, families, family_trait, n_parameters
 from utils.checkpoint import (MANIFEST_FILE, CheckpointMismatch, map_head_to_mean, mismatch_report, read_manifest,
                               read_state_dict)
-from utils.flags import changes_the_model_or_data, flag_default
+from utils.failures import print_error
+from utils.flags import COMPUTATION_FLAGS, changes_the_model_or_data, flag_default
 from utils.setting import make_setting
+from utils.tools import LRADJ_GAMMA
 
 TARGET_COLUMN = "OT"
 
@@ -36,16 +42,18 @@ def exit_on_usage_error():
     try:
         yield
     except UsageError as error:
-        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)  # one line, whatever the message holds
+        print_error(error)
         sys.exit(2)
 
 
 def validate(args):
     check_values(args)
+    bound_spec_k(args)
     check_combinations(args)
     check_data(args)
     for source in checkpoint_sources(args):
         check_checkpoint(source)
+    check_output_folder("the working folder (result files, test_results/)", ".")
     if args.is_training:
         check_checkpoint_folders(args)
 
@@ -60,11 +68,13 @@ CHOICES = {
     "spec_accept_mode": ("tolerance", "lossless"),
     "rollout": ("sliding", "cached"),
     "cache_stats": ("trailing", "frozen"),
+    "activation": ("relu", "gelu"),
+    "lradj": (*LRADJ_GAMMA, "constant"),
 }
 AT_LEAST_ONE = ("seq_len", "input_token_len", "output_token_len", "test_seq_len", "test_pred_len", "d_model",
                 "n_heads", "d_ff", "e_layers", "distill_target_d_model", "distill_target_n_heads",
                 "distill_target_d_ff", "distill_target_e_layers", "batch_size", "itr", "train_epochs", "spec_k",
-                "spec_residual_max_tries")
+                "spec_residual_max_tries", "tmax")
 AT_LEAST_ZERO = ("num_workers", "patience", "weight_decay", "cache_max_tokens", "spec_debug_max_batches",
                  "draft_nll_var_reg", "draft_teacher_noise")
 ABOVE_ZERO = ("learning_rate", "spec_sigma", "draft_scale_d_model", "draft_scale_n_heads", "draft_scale_d_ff",
@@ -83,6 +93,7 @@ def check_values(args):
               (ABOVE_ZERO, lambda v: v > 0, "> 0"), (("dropout",), lambda v: 0 <= v < 1, "in [0, 1)"),
               (("subset_rand_ratio",), lambda v: 0 < v <= 1, "in (0, 1]"),
               (("spec_accept_bias",), lambda v: v >= 1, ">= 1"),
+              (("seed",), lambda v: 0 <= v < 2 ** 32, "in [0, 2**32) (NumPy's seed range)"),
               (("test_max_batches",), lambda v: v >= 1, ">= 1 (or left out for all batches)")]
     for names, ok, valid in ranges:
         check_numbers({name: getattr(args, name) for name in names}, ok, valid)
@@ -121,6 +132,16 @@ def check_heads(prefix, model, args):
     if (d_model // n_heads) % multiple:
         raise UsageError(f"--{prefix}d_model / --{prefix}n_heads = {d_model // n_heads} must be a multiple of "
                          f"{multiple} for {model}")
+
+
+def bound_spec_k(args, name="--spec_k"):
+    """A round never proposes more patches than the horizon has; a larger K would only make the warm-up measure
+    the cost of every K up to it. name: the flag that set --spec_k, for the note."""
+    patches = math.ceil(args.test_pred_len / args.output_token_len)
+    if args.use_speculative and args.spec_k > patches:
+        print(f"note: {name} {args.spec_k} is more than the {patches} patch(es) of the horizon (--test_pred_len "
+              f"{args.test_pred_len} / --output_token_len {args.output_token_len}): using K = {patches}")
+        args.spec_k = patches
 
 
 # ---------------------------------------------------------------- combinations
@@ -246,12 +267,36 @@ def check_model_combinations(args):
             raise UsageError(f"--model {args.model} trains with --output_token_len = --ttm_patches * "
                              f"--input_token_len = {args.ttm_patches * args.input_token_len} (got {args.output_token_len})")
     model = built_shapes(args.model, args)  # sizes a family refuses (e.g. TTM's) stop the run here
+    check_memory(args, model)
     if args.use_speculative:
         from speculative.engine import check_one_call
         try:
             check_one_call(model, built_shapes(args.spec_draft_model, args), args.spec_k)
         except ValueError as error:
             raise UsageError(f"--model {args.model} with --spec_draft_model {args.spec_draft_model}: {error}") from None
+
+
+# Bytes per parameter: float32 weights; training adds their gradients and Adam's two moments.
+BYTES_PER_PARAMETER = {0: 4, 1: 16}
+
+
+def check_memory(args, model):
+    """Sizes whose parameters alone cannot fit in the memory the run would use are refused before anything is
+    allocated (activations come on top, so passing this is no promise)."""
+    needed = n_parameters(model) * BYTES_PER_PARAMETER[args.is_training]
+    where, available = run_memory(args)
+    if needed > available:
+        raise UsageError(f"--model {args.model} with --d_model {args.d_model} --d_ff {args.d_ff} --e_layers "
+                         f"{args.e_layers} has {n_parameters(model):,} parameters: about {needed / 2 ** 30:.1f} GiB"
+                         f"{' with gradients and Adam state' if args.is_training else ''}, more than the "
+                         f"{available / 2 ** 30:.1f} GiB of {where}")
+
+
+def run_memory(args):
+    """(what, bytes) of the memory the run's models live in: the GPU run.py picks, or the machine's RAM."""
+    if torch.cuda.is_available() and 0 <= args.gpu < torch.cuda.device_count():
+        return f"cuda:{args.gpu}", torch.cuda.get_device_properties(args.gpu).total_memory
+    return "this machine's memory", os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def built_shapes(key, model_args):
@@ -266,20 +311,34 @@ def built_shapes(key, model_args):
 
 def check_data(args):
     if reads_a_folder(args.data):
-        return check_data_folder(args.root_path)
+        check_data_folder(args.root_path)
+        return check_variables(args, 1, f"the files under --root_path {args.root_path}")
     path = os.path.join(args.root_path, args.data_path)
     if not os.path.isdir(args.root_path):
         raise UsageError(f"--root_path {args.root_path}: no such folder")
     if not os.path.isfile(path):
         raise UsageError(f"--data_path {args.data_path}: no file {path} ({files_in(args.root_path)})")
     try:
-        rows = len(read_series(path))
+        values, column_names = read_named_series(path)
     except DataFileError as error:
         raise UsageError(f"--data_path: {error}") from None
     if path.endswith(".csv"):
         check_target_column(path, args.covariate)
     for flag in ("train", "val", "test") if args.is_training else ("test",):
-        check_split_fits(args, path, rows, flag)
+        check_split_fits(args, path, len(values), flag)
+    check_scaling(values, column_names, split_borders(file_stem(args.data_path), len(values), args.seq_len)["train"][1],
+                  path)
+    multivariate = DATA_DICT[args.data] is MultivariateDatasetBenchmark
+    check_variables(args, values.shape[1] if multivariate else 1, f"--data {args.data} --data_path {path}")
+
+
+def check_variables(args, n_vars, data):
+    """A model built for a fixed number of variables (a channel-mixing TTM, --n_vars) gets windows of n_vars."""
+    for key in [args.model] + ([args.spec_draft_model] if args.use_speculative else []):
+        fixed = getattr(built_shapes(key, args), "n_vars", None)
+        if fixed is not None and fixed != n_vars:
+            raise UsageError(f"--n_vars {fixed} does not match the {n_vars} variable(s) per window of {data}: "
+                             f"{key} mixes channels over exactly --n_vars variables")
 
 
 def files_in(folder):
@@ -304,6 +363,30 @@ def check_target_column(path, covariate):
     if covariate and columns[-1] != TARGET_COLUMN:
         raise UsageError(f"--covariate predicts the last column, but the last column of {path} is "
                          f"'{columns[-1]}', not '{TARGET_COLUMN}'")
+
+
+def check_scaling(values, column_names, train_end, path):
+    """The loaders standardise every column with its train-split statistics and compute in float32: a series that
+    is constant throughout has nothing to learn, and a column whose std an outlier sets so high that most of its
+    other values become equal in float32 would be learnt as a flat line."""
+    scaler = StandardScaler().fit(values[:train_end])
+    if scaler.constant.all():
+        raise UsageError(f"--data_path: every column of {path} is constant over its train split (rows 0 to "
+                         f"{min(train_end, len(values))}): there is nothing to forecast")
+    scaled = scaler.transform(values).astype("float32")
+    kept, raw = distinct_counts(scaled), distinct_counts(values)
+    for col in range(values.shape[1]):
+        if kept[col] < raw[col] / 2:
+            row = int(abs(scaled[:, col]).argmax())
+            raise UsageError(f"--data_path: column '{column_names[col]}' of {path} is squashed by scaling: an "
+                             f"outlier ({values[row, col]:g} at data row {row}) sets its std to "
+                             f"{scaler.scale[col]:.3g}, so most of its other values become equal in float32; "
+                             f"fix or remove the outlier")
+
+
+def distinct_counts(matrix):
+    ordered = np.sort(matrix, axis=0)
+    return (np.diff(ordered, axis=0) != 0).sum(axis=0) + 1
 
 
 def check_split_fits(args, path, rows, flag):
@@ -373,6 +456,7 @@ def draft_source(flag, path, args):
 
 def check_checkpoint(source):
     state = read_checkpoint_file(source.flag, source.path)
+    check_trained_with(source)
     model = built_shapes(source.model, source.model_args)
     if source.map_head:
         map_head_to_mean(state, model, log=lambda *_: None)
@@ -384,6 +468,22 @@ def check_checkpoint(source):
         raise UsageError(f"{source.flag} {source.path} holds {describe(*found)}, but these flags need "
                          f"{describe(source.model, source.model_args.draft_stochastic)}")
     raise UsageError(f"{source.flag} {source.path} does not fit {source.described_by}: {problem}")
+
+
+def check_trained_with(source):
+    """The manifest next to a checkpoint (if any) records the flags that trained it: those that change the
+    computation without changing a shape must be the same now."""
+    folder = os.path.dirname(source.path)
+    try:
+        recorded = read_manifest(folder)
+    except ValueError as error:
+        raise UsageError(f"{source.flag}: {os.path.join(folder, MANIFEST_FILE)} is damaged ({error})") from None
+    differing = [f"--{name} {recorded[name]!r} there, {getattr(source.model_args, name)!r} now"
+                 for name in COMPUTATION_FLAGS
+                 if recorded is not None and name in recorded and recorded[name] != getattr(source.model_args, name)]
+    if differing:
+        raise UsageError(f"{source.flag} {source.path} was trained with other flags ({'; '.join(differing)}, "
+                         f"from {os.path.join(folder, MANIFEST_FILE)}): give the values it was trained with")
 
 
 def read_checkpoint_file(flag, path):
@@ -429,14 +529,64 @@ def identify(state, model_args):
 # ---------------------------------------------------------------- checkpoint folders written
 
 def check_checkpoint_folders(args):
+    for name in ("model_id", "des"):
+        if os.sep in getattr(args, name) or (os.altsep and os.altsep in getattr(args, name)):
+            raise UsageError(f"--{name} {getattr(args, name)} must be a plain name without '{os.sep}': it names the "
+                             f"checkpoint folder inside --checkpoints")
     check_output_folder("--checkpoints", args.checkpoints)
-    for ii in range(args.itr):
-        check_checkpoint_folder(os.path.join(args.checkpoints, make_setting(args, ii)), args)
+    check_free_space(args)
+    for folder in checkpoint_folders(args):
+        check_name_lengths("--checkpoints", folder)
+        check_checkpoint_folder(folder, args)
+
+
+def checkpoint_folders(args):
+    """The folders a training run writes its checkpoints in, one per --itr."""
+    return [os.path.join(args.checkpoints, make_setting(args, ii)) for ii in range(args.itr)]
 
 
 def check_output_folder(flag, path):
+    """path is, or can be made, a folder this process can write in."""
     if os.path.exists(path) and not os.path.isdir(path):
         raise UsageError(f"{flag} {path} is a file, not a folder")
+    ancestor = existing_ancestor(path)
+    if not os.path.isdir(ancestor):
+        raise UsageError(f"{flag} {path}: {ancestor} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as error:
+        raise UsageError(f"{flag} {path}: cannot write in {ancestor} ({error.strerror})") from None
+
+
+def existing_ancestor(path):
+    """path itself or the nearest folder above it that exists."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    return path
+
+
+def check_name_lengths(flag, path):
+    ancestor = existing_ancestor(path)
+    longest = os.pathconf(ancestor, "PC_NAME_MAX")
+    for name in os.path.relpath(os.path.abspath(path), ancestor).split(os.sep):
+        if len(os.fsencode(name)) > longest:
+            raise UsageError(f"{flag}: the folder name {name[:40]}... is {len(os.fsencode(name))} bytes, more than "
+                             f"the {longest} the file system allows: shorten --model_id or --des")
+
+
+# A checkpoint is written next to the one it replaces before the rename: room for two, float32 weights.
+CHECKPOINT_COPIES, BYTES_PER_WEIGHT = 2, 4
+
+
+def check_free_space(args):
+    needed = n_parameters(shapes_only_model(args.model, args)) * BYTES_PER_WEIGHT * CHECKPOINT_COPIES
+    ancestor = existing_ancestor(args.checkpoints)
+    free = shutil.disk_usage(ancestor).free
+    if needed > free:
+        raise UsageError(f"--checkpoints {args.checkpoints}: {free / 2 ** 20:.1f} MiB free on its file system, but "
+                         f"saving a {args.model} checkpoint needs about {needed / 2 ** 20:.1f} MiB")
 
 
 def check_checkpoint_folder(folder, args):
@@ -469,8 +619,8 @@ def validate_script(args, rollout, k, checkpoints=None, used=(), renamed=None):
     (--spec_draft_model) from run.py flags: those of a speculative test in `rollout` (cached, the stricter, for
     a script that runs both) with at most k proposals per round, reading checkpoints = (target path, draft
     path), named --target_ckpt and --draft_ckpt (draft path None: a target-only script, no draft); with
-    checkpoints None (random weights and windows) the checks of the flags alone. used: as in check_combinations. renamed: run.py flag -> the script's flag that set it,
-    for the messages."""
+    checkpoints None (random weights and windows) the checks of the flags alone. used: as in
+    check_combinations. renamed: run.py flag -> the script's flag that set it, for the messages."""
     with_draft = checkpoints is None or checkpoints[1] is not None
     args.is_training, args.use_speculative, args.rollout = 0, with_draft, rollout
     if with_draft:
@@ -478,6 +628,7 @@ def validate_script(args, rollout, k, checkpoints=None, used=(), renamed=None):
         args.spec_draft_ckpt = checkpoints[1] if checkpoints else "(untrained)"  # only ever read from checkpoints
     try:
         check_values(args)
+        bound_spec_k(args, (renamed or {}).get("spec_k", "--spec_k"))
         check_combinations(args, used)
         if checkpoints is not None:
             check_data(args)

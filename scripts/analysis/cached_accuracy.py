@@ -30,6 +30,7 @@ from data_provider.data_factory import get_dataset, get_loader  # noqa: E402
 from models import build_model  # noqa: E402
 from speculative import RolloutOptions, TargetOnlyDecoder  # noqa: E402
 from utils.checkpoint import atomic_write, load_checkpoint  # noqa: E402
+from utils.failures import exit_cleanly  # noqa: E402
 from utils.flags import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
 from utils.validation import (check_not_given, check_numbers, check_output_folder, exit_on_usage_error,  # noqa: E402
                               validate_script)
@@ -150,4 +151,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    with exit_cleanly("the table and files are written at the end: nothing was written"):
+        main()

@@ -24,6 +24,7 @@ from models import build_model  # noqa: E402
 from models.output import is_one_call  # noqa: E402
 from speculative import TargetOnlyDecoder  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
+from utils.failures import exit_cleanly  # noqa: E402
 from utils.flags import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
 from utils.validation import check_not_given, check_numbers, exit_on_usage_error, validate_script  # noqa: E402
 
@@ -106,4 +107,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    with exit_cleanly("nothing was written"):
+        main()

@@ -99,21 +99,40 @@ def record_problem(record, flags):
 def load_point(folder):
     """One row: the point's flags, its status ('finished', 'not run', 'unfinished', 'truncated ...') and,
     when finished, the fields of its last record."""
-    with open(os.path.join(folder, POINT_FILE), encoding="utf-8") as f:
-        flags = json.load(f)["flags"]
-    row = {"point": os.path.basename(folder), "speculative": bool(flags.get("--use_speculative"))}
+    row = {"point": os.path.basename(folder), "speculative": False}
+    try:
+        flags = point_flags(folder)
+    except ValueError as error:
+        row["status"] = f"damaged {POINT_FILE} ({error})"
+        return row
+    row["speculative"] = bool(flags.get("--use_speculative"))
     row.update({key: number(flags[flag]) for flag, key in POINT_KEYS.items() if flag in flags})
     summary = os.path.join(folder, SUMMARY_FILE)
+    try:
+        records = parse_summary(summary) if os.path.isfile(summary) else []
+    except ValueError as error:  # binary or not UTF-8
+        records, row["status"] = [], f"unreadable {SUMMARY_FILE} ({error})"
     if not os.path.isfile(os.path.join(folder, DONE_FILE)):
         row["status"] = "unfinished" if os.path.exists(os.path.join(folder, "run.log")) else "not run"
-    elif not os.path.isfile(summary) or not parse_summary(summary):
-        row["status"] = f"truncated record (no {SUMMARY_FILE})"
+    elif not records:
+        row.setdefault("status", f"truncated record (no {SUMMARY_FILE})")
     else:
-        record = parse_summary(summary)[-1]
-        row["status"] = record_problem(record, flags) or "finished"
+        row["status"] = record_problem(records[-1], flags) or "finished"
         if row["status"] == "finished":
-            row.update(record)
+            row.update(records[-1])
     return row
+
+
+def point_flags(folder):
+    """The flags in a point's point.json; a ValueError when it is not a file that sweep.py wrote."""
+    try:
+        with open(os.path.join(folder, POINT_FILE), encoding="utf-8") as f:
+            flags = json.load(f)["flags"]
+    except (OSError, ValueError, KeyError, TypeError) as error:  # unreadable, not JSON, or JSON of another shape
+        raise ValueError(f"not written by sweep.py: {type(error).__name__}") from None
+    if not isinstance(flags, dict):
+        raise ValueError("its flags are not a JSON object")
+    return flags
 
 
 def add_target_mse(rows):

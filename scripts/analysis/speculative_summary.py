@@ -13,6 +13,11 @@ from utils.flags import OneLineErrorParser  # noqa: E402
 from utils.spec_report import SUMMARY_FILE, parse_summary  # noqa: E402
 
 
+# The fields a line shows; a record without one of them is not shown.
+DESCRIBED = ("rollout", "accept_mode", "spec_k", "target_only_calls_per_forecast", "target_calls_per_forecast",
+             "acceptance_pct", "baseline_mse", "mse", "mse_vs_target", "baseline_per_batch_s", "per_batch_s", "speedup")
+
+
 def describe(record):
     return (f"{record['rollout']:>7} {record['accept_mode']:>9} K {record['spec_k']}: target calls per forecast "
             f"{record['target_only_calls_per_forecast']} -> {record['target_calls_per_forecast']:.2f}, "
@@ -31,10 +36,14 @@ def main(argv=None):
         parser.error(f"--last {args.last} must be >= 1")
     if not os.path.isfile(args.file):
         parser.error(f"--file {args.file}: no such file (run.py writes it in the folder it runs in)")
-    compared = [r for r in parse_summary(args.file) if r.get("mode") == "speculative" and "speedup" in r]
+    try:
+        records = parse_summary(args.file)
+    except ValueError as error:  # binary, not UTF-8
+        parser.error(f"--file {args.file}: not a summary written by run.py ({type(error).__name__})")
+    compared = [r for r in records if r.get("mode") == "speculative" and all(key in r for key in DESCRIBED)]
     if not compared:
-        parser.error(f"--file {args.file} holds no speculative record with a baseline (run.py --use_speculative "
-                     f"--spec_compare_baseline writes them)")
+        parser.error(f"--file {args.file} holds no complete speculative record with a baseline (run.py "
+                     f"--use_speculative --spec_compare_baseline writes them)")
     for record in compared[-args.last:]:
         print(describe(record))
 

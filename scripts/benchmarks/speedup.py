@@ -43,6 +43,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from data_provider.data_factory import get_dataset, get_loader  # noqa: E402
 from models import build_model, n_parameters  # noqa: E402
+from utils.failures import exit_cleanly  # noqa: E402
 from utils.flags import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
 from speculative import ROLLOUTS, RolloutOptions, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder  # noqa: E402
 from speculative.cached import CACHE_STATS  # noqa: E402
@@ -101,6 +102,7 @@ def parse(argv=None):
         validate_script(args, "cached", max(bench.ks), (bench.target_ckpt, bench.draft_ckpt),
                         renamed={"spec_k": "the largest --ks", "test_pred_len": "the longest --horizons",
                                  "use_speculative": "--draft_ckpt"})
+    bench.ks = sorted({min(k, args.spec_k) for k in bench.ks})  # K beyond the longest horizon's patches is clipped
     bench.sigmas = bench.sigmas or [args.spec_sigma]
     return bench, args
 
@@ -304,4 +306,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    with exit_cleanly("the table and files are written at the end: nothing was written"):
+        main()

@@ -23,6 +23,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from models import build_model, n_parameters  # noqa: E402
 from speculative import ROLLOUTS, RolloutOptions, SpecConfig, SpeculativeDecoder  # noqa: E402
+from utils.failures import exit_cleanly  # noqa: E402
 from utils.flags import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
 from utils.validation import (check_device, check_not_given, check_numbers, exit_on_usage_error,  # noqa: E402
                               validate_script)
@@ -40,12 +41,15 @@ def parse(argv=None):
     args = parse_script_flags(rest)
     with exit_on_usage_error():
         check_not_given(args, (("rollout", "both rollouts are measured"), ("spec_k", "--ks sets K"),
+                               ("test_pred_len", f"the costs are measured for horizon {HORIZON}"),
                                ("batch_size", "--batch_sizes sets it")))
         check_numbers(dict(batch_sizes=bench.batch_sizes, ks=bench.ks, repeats=bench.repeats, n_vars=args.n_vars),
                       lambda v: v >= 1, ">= 1")
         check_device(bench.device)
+        args.test_pred_len = HORIZON  # the costs are measured at the start of a forecast of this horizon
         validate_script(args, "cached", max(bench.ks), used=("n_vars",),  # n_vars: the windows' variables
                         renamed={"spec_k": "the largest --ks"})
+    bench.ks = sorted({min(k, args.spec_k) for k in bench.ks})  # K beyond the horizon's patches is clipped
     return bench, args
 
 
@@ -84,4 +88,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    with exit_cleanly("the rows printed above are complete"):
+        main()
