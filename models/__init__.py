@@ -11,6 +11,8 @@ import functools
 import importlib
 import pkgutil
 
+from layers.weight_layout import lay_out_projections
+
 
 @functools.cache
 def families():
@@ -26,7 +28,8 @@ def model_class(name):
 
 
 def build_model(name, configs):
-    return model_class(name)(configs)
+    """A family's model, its projection weights laid out for fast small-batch matmuls (layers/weight_layout.py)."""
+    return lay_out_projections(model_class(name)(configs))
 
 
 def family_trait(name, trait):

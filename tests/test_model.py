@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from conftest import make_args
 from layers.attention import RotaryEmbedding, TokenLabels, blocked_mask
 from layers.instance_norm import instance_stats, normalize
-from models import build_model
+from models import build_model, model_class
 from models.timer_xl import Dims
 from models.timer_xl_draft import draft_dims
 
@@ -438,3 +438,21 @@ def test_channel_independence(name, independent):
     assert max_diff(y_changed[..., 1], y[..., 1]) > 1e-4
     others = max_diff(y_changed[..., [0, 2]], y[..., [0, 2]])
     assert (others <= 1e-6) if independent else (others > 1e-4), others
+
+
+def test_projection_weights_are_transposed_in_memory_and_the_state_dict_is_unchanged():
+    """build_model lays every projection weight out column by column (fast small-batch matmuls on a CPU):
+    the same keys, shapes and values as the family's plain module, and the same outputs."""
+    args = make_args(**TINY)
+    torch.manual_seed(0)
+    plain = model_class('timer_xl')(args).eval()
+    torch.manual_seed(0)
+    built = build_model('timer_xl', args).eval()
+    plain_state, built_state = plain.state_dict(), built.state_dict()
+    assert list(plain_state) == list(built_state)
+    for key, value in plain_state.items():
+        assert torch.equal(built_state[key], value) and built_state[key].shape == value.shape
+    projections = [m.weight for m in built.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d))]
+    assert projections and all(w.stride()[0] == 1 < w.stride()[1] for w in projections)
+    x = series(C)
+    torch.testing.assert_close(built(x).mean, plain(x).mean, rtol=0, atol=1e-6)
