@@ -67,11 +67,9 @@ class KVCache:
         self.lengths = self.lengths + n_new
 
     def crop(self, lengths):
-        """Forget each sample's time steps from lengths[b] on (lengths never grow here)."""
-        lengths = torch.as_tensor(lengths, device=self.lengths.device)
-        if (lengths > self.lengths).any():
-            raise ValueError("KVCache.crop can only shorten a sample's cache")
-        self.lengths = lengths.clone()
+        """Forget each sample's time steps from lengths[b] on; a crop never lengthens a sample (checked on the
+        device: no synchronisation)."""
+        self.lengths = torch.minimum(torch.as_tensor(lengths, device=self.lengths.device), self.lengths)
 
     def subset(self, rows):
         """A copy of the samples `rows` alone, to feed only them; merge(rows, part) writes it back."""

@@ -50,31 +50,34 @@ class CachedRollout(Rollout):
         return points // self.patch_len
 
     def _feed(self, model, cache, rows, ends):
-        """Feed each of the rows' patches from its cache length up to the token ends[r] (exclusive) in one
-        call on `cache` (which holds those rows). Returns the Forecast [R, W, P, C] at the W fed positions
-        (rows padded after their own count by repeating their last patch) and the counts [R]."""
+        """Feed each of the rows' patches (rows None: every row) from its cache length up to the token ends[r]
+        (exclusive) in one call on `cache` (which holds those rows). Returns the Forecast [R, W, P, C] at the W
+        fed positions (rows padded after their own count by repeating their last patch) and the counts [R]."""
         counts = ends - cache.lengths
         width = int(counts.max())
         steps = torch.minimum(cache.lengths[:, None] + torch.arange(width, device=ends.device),
                               (ends - 1).clamp(min=0)[:, None])
-        patches = self.seq[rows].unflatten(1, (-1, self.patch_len))
-        stats = self._step_stats(rows, steps) if model.use_norm else None
-        out = model(patches[torch.arange(len(rows), device=ends.device)[:, None], steps].flatten(1, 2), cache, stats)
+        seq = self.seq if rows is None else self.seq[rows]
+        stats = self._step_stats(seq, rows, steps) if model.use_norm else None
+        patches = seq.unflatten(1, (-1, self.patch_len))[torch.arange(len(ends), device=ends.device)[:, None], steps]
+        out = model(patches.flatten(1, 2), cache, stats)
         cache.crop(ends)
         return Forecast(*(None if t is None else t.unflatten(1, (width, self.patch_len)) for t in out[:2])), counts
 
-    def _step_stats(self, rows, steps):
-        """Statistics (mean, std) of the time steps steps [R, W] (token indices) of the rows: [R, W, C], those
-        of the L points ending with each step (trailing), or the context window's [R, 1, C] (frozen)."""
+    def _step_stats(self, seq, rows, steps):
+        """Statistics (mean, std) of the time steps steps [R, W] (token indices) of seq, the rows' sequences:
+        [R, W, C], those of the L points ending with each step (trailing), or the context window's [R, 1, C]
+        (frozen)."""
         if not self.trailing:
-            return tuple(s[rows] for s in self.context_stats)
-        return trailing_stats(self.seq[rows], (steps + 1) * self.patch_len, self.context_len)
+            return self.context_stats if rows is None else tuple(s[rows] for s in self.context_stats)
+        return trailing_stats(seq, (steps + 1) * self.patch_len, self.context_len)
 
     def draft_next(self, sub):
         """Only the rows sub are computed: the others' caches stay as they are."""
-        cache = self.caches["draft"]
-        part = cache if len(sub) == len(cache.lengths) else cache.subset(sub)
-        out, counts = self._feed(self.draft, part, sub, self._tokens(self.length[sub]) + self.proposed[sub])
+        cache, every_row = self.caches["draft"], len(sub) == len(self.length)
+        part = cache if every_row else cache.subset(sub)
+        out, counts = self._feed(self.draft, part, None if every_row else sub,
+                                 self._tokens(self.length[sub]) + self.proposed[sub])
         if part is not cache:
             cache.merge(sub, part)
         rows = torch.arange(len(sub), device=sub.device)
@@ -82,8 +85,7 @@ class CachedRollout(Rollout):
 
     def verify(self, k_eff):
         with self.tracer.timed("target_verify"):
-            rows = torch.arange(len(k_eff), device=k_eff.device)
-            out, _ = self._feed(self.target, self.caches["target"], rows, self._tokens(self.length) + k_eff)
+            out, _ = self._feed(self.target, self.caches["target"], None, self._tokens(self.length) + k_eff)
         mu_p = out.mean
         slots = torch.arange(mu_p.shape[1], device=k_eff.device)
         return mu_p.masked_fill((slots[None] > k_eff[:, None])[..., None, None], NAN)
