@@ -7,7 +7,8 @@ from torch import nn
 from exp.exp_forecast import ExpForecast
 from models import build_model, family_trait
 from models.output import is_one_call
-from speculative import TargetOnlyDecoder
+from layers.instance_norm import rollout_stats
+from speculative import RolloutOptions, TargetOnlyDecoder
 from utils.checkpoint import load_checkpoint
 from utils.losses import gaussian_nll
 
@@ -43,19 +44,34 @@ class ExpDistill(ExpForecast):
         self.teacher.eval()
         return super()._train_epoch(loader, optimizer, epoch)
 
-    def _teacher_forecast(self, x):
-        """The teacher's next-token predictions over the window; for a one-call student (TTM), the
-        teacher's own rollout of the K patches after the window: what the draft's proposals meet."""
+    def _teacher_forecast(self, x, stats=None):
+        """The teacher's next-token predictions over the window (normalised with `stats`, default its own); for a
+        one-call student (TTM), the teacher's own rollout of the K patches after the window: what the draft's
+        proposals meet."""
         if not self.one_call:
-            return self.teacher(x).mean
+            return self.teacher(x, stats=stats).mean
         return TargetOnlyDecoder(self.teacher).generate(x, self.bare_model.output_len, range(len(x)))
 
+    def _grown_by_teacher(self, x):
+        """x [B, L, C] followed by --distill_rollout_patches patches of the teacher's own cached rollout, and every
+        token's normalisation statistics in that rollout (None: the window's own)."""
+        n_patches = self.args.distill_rollout_patches
+        if not n_patches:
+            return x, None
+        patches = TargetOnlyDecoder(self.teacher, RolloutOptions("cached")).generate(
+            x, n_patches * self.teacher.output_len, range(len(x)))
+        grown = torch.cat([x, patches], 1)
+        return grown, rollout_stats(grown, x.shape[1], self.teacher.patch_len)
+
     def _training_loss(self, x, y):
-        """The ground truth y is not used: the student fits the teacher's full next-token sequence
-        (a one-call student: the teacher's K-patch rollout)."""
+        """The ground truth y is not used: the student fits the teacher's full next-token sequence (a one-call
+        student: the teacher's K-patch rollout). With --distill_rollout_patches the sequence is the window grown
+        by the teacher's own rollout, every token normalised as the cached rollout does: the contexts a cached
+        draft proposes from."""
         with torch.no_grad():
-            teacher_out = self._teacher_forecast(x)
-        out = self.model(x)
+            x, stats = self._grown_by_teacher(x)
+            teacher_out = self._teacher_forecast(x, stats)
+        out = self.model(x) if stats is None else self.model(x, stats=stats)
         if out.logvar is None:
             return nn.functional.mse_loss(self._slice(out.mean), self._slice(teacher_out))
         noise = torch.randn(teacher_out.shape, generator=self.noise_generator, device=self.device)

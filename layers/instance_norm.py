@@ -14,12 +14,24 @@ def instance_stats(x, eps=1e-5):
     return mean, std
 
 
-def trailing_stats(series, ends, length):
+def trailing_stats(series, ends, length, eps=1e-5):
     """(mean, std) [B, W, C] of the `length` points of series [B, T, C] that end before ends [B, W] (exclusive):
-    the statistics a window of `length` points ending there normalises with."""
-    points = ends[..., None] - length + torch.arange(length, device=ends.device)  # [B, W, length]
-    windows = series[torch.arange(series.shape[0], device=ends.device)[:, None, None], points]
-    return tuple(s.view(ends.shape + s.shape[-1:]) for s in instance_stats(windows.flatten(0, 1)))
+    the statistics a window of `length` points ending there normalises with (as instance_stats)."""
+    windows = series.unfold(1, length, 1)  # a view: windows[b, s] holds points s .. s+length-1, [C, length]
+    picked = windows[torch.arange(series.shape[0], device=ends.device)[:, None], ends - length]  # [B, W, C, length]
+    mean = picked.mean(dim=-1)
+    std = torch.sqrt(torch.var(picked - mean[..., None], dim=-1, unbiased=False) + eps)
+    return mean, std
+
+
+def rollout_stats(series, context_len, patch_len):
+    """Each token's statistics [B, T, C] in the cached rollout of series [B, T*P, C] whose first context_len
+    points are the context: the context window's for the context tokens, the trailing ones after them."""
+    n_context, n_tokens = context_len // patch_len, series.shape[1] // patch_len
+    context = instance_stats(series[:, :context_len])
+    ends = torch.arange(n_context + 1, n_tokens + 1, device=series.device) * patch_len
+    later = trailing_stats(series, ends.expand(series.shape[0], -1), context_len)
+    return tuple(torch.cat([c.expand(-1, n_context, -1), t], 1) for c, t in zip(context, later))
 
 
 def _per_step(t, stat):

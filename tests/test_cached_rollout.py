@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import make_args
-from layers.instance_norm import instance_stats, trailing_stats
+from layers.instance_norm import instance_stats, rollout_stats, trailing_stats
 from layers.kv_cache import KVCache
 from models import build_model
 from speculative import RolloutOptions, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder
@@ -205,12 +205,12 @@ def target_only_cached(target, x, horizon, stats='trailing', sigma=None, ids=Non
     return decoder.generate(x, horizon, ids)
 
 
-def token_stats(grown, context_len, stats):
+def token_stats(grown, context_len, stats='trailing', patch_len=P):
     """Each token's statistics [B, N, C] in the cached rollout, from slices by hand: the context tokens
     the context window's; a later token, those of the L points ending with it (trailing) or the context's."""
     context = instance_stats(grown[:, :context_len])
-    per_token = [context] * (context_len // P)
-    for end in range(context_len + P, grown.shape[1] + 1, P):
+    per_token = [context] * (context_len // patch_len)
+    for end in range(context_len + patch_len, grown.shape[1] + 1, patch_len):
         per_token.append(instance_stats(grown[:, end - context_len:end]) if stats == 'trailing' else context)
     return tuple(torch.cat(s, 1) for s in zip(*per_token))
 
@@ -345,3 +345,10 @@ def test_draft_steps_compute_only_the_rows_that_need_a_proposal():
     for i in range(6):
         alone = SpeculativeDecoder(target, draft, SpecConfig(k=3, sigma=1.0, patch_len=P, seed=1), RolloutOptions('cached'))
         torch.testing.assert_close(alone.generate(x[i:i + 1], 9 * P, [i]), out[i:i + 1], rtol=0, atol=1e-5)
+
+
+def test_rollout_stats_are_each_tokens_statistics_in_the_cached_rollout():
+    grown = series(batch=3, n_patches=9) * 3 + 2
+    for stat, by_hand in zip(rollout_stats(grown, 4 * P, P), token_stats(grown, 4 * P)):
+        assert stat.shape == (3, 9, C)
+        torch.testing.assert_close(stat, by_hand, rtol=0, atol=1e-6)

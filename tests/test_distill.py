@@ -23,6 +23,7 @@ from models import build_model
 from utils.checkpoint import save_checkpoint
 from utils.losses import gaussian_nll
 from utils.setting import make_setting
+from test_cached_rollout import frozen_stats_forward, token_stats
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATASETS = REPO_ROOT.parent / 'shared' / 'datasets'
@@ -187,6 +188,28 @@ def test_deterministic_student_fits_the_teacher_by_plain_mse(workdir):
     torch.testing.assert_close(loss, expected)
     # no noise, and the ground truth is not used
     torch.testing.assert_close(exp._training_loss(x, torch.zeros_like(labels)), expected)
+
+
+@needs_ett
+def test_rollout_distillation_fits_the_teacher_on_its_own_cached_rollout(workdir):
+    """--distill_rollout_patches 2: each window grows by the teacher's two next patches (its cached rollout:
+    every later token normalised with the statistics of the 192 points ending with it), and the student fits
+    the teacher on every token of the grown series; the reference is built by hand from full forwards."""
+    teacher_path = workdir / 'teacher.pth'
+    save_teacher(teacher_path)
+    exp = make_exp(workdir, teacher_path, draft_stochastic=False, distill_rollout_patches=2)
+    x = held_out_windows(exp, 4)
+    exp.model.train()
+    grown = x
+    for _ in range(2):
+        next_patch = frozen_stats_forward(exp.teacher, grown, token_stats(grown, 192, patch_len=96))[0][:, -96:]
+        grown = torch.cat([grown, next_patch], 1)
+    stats = token_stats(grown, 192, patch_len=96)
+    expected = nn.functional.mse_loss(frozen_stats_forward(exp.bare_model, grown, stats)[0],
+                                      frozen_stats_forward(exp.teacher, grown, stats)[0])
+    torch.testing.assert_close(exp._training_loss(x, torch.zeros(4, 192, 7)), expected, rtol=1e-4, atol=1e-6)
+    plain = make_exp(workdir, teacher_path, draft_stochastic=False)
+    assert plain._training_loss(x, torch.zeros(4, 192, 7)).item() != pytest.approx(expected.item(), rel=1e-3)
 
 
 @needs_ett

@@ -76,7 +76,7 @@ AT_LEAST_ONE = ("seq_len", "input_token_len", "output_token_len", "test_seq_len"
                 "distill_target_d_ff", "distill_target_e_layers", "batch_size", "itr", "train_epochs", "spec_k",
                 "spec_residual_max_tries", "tmax")
 AT_LEAST_ZERO = ("num_workers", "patience", "weight_decay", "cache_max_tokens", "spec_debug_max_batches",
-                 "draft_nll_var_reg", "draft_teacher_noise")
+                 "draft_nll_var_reg", "draft_teacher_noise", "distill_rollout_patches")
 ABOVE_ZERO = ("learning_rate", "spec_sigma", "draft_scale_d_model", "draft_scale_n_heads", "draft_scale_d_ff",
               "draft_scale_e_layers")
 
@@ -175,7 +175,8 @@ NEEDS = (
     Needs(("spec_sigma",), lambda a: a.use_speculative or a.target_sample, "--use_speculative or --target_sample"),
     Needs(("spec_debug_out", "spec_debug_max_batches"), lambda a: a.spec_debug_accept, "--spec_debug_accept"),
     Needs(("distill_target_model", "distill_target_ckpt", "distill_target_d_model", "distill_target_n_heads",
-           "distill_target_d_ff", "distill_target_e_layers", "draft_teacher_noise"), lambda a: a.distill, "--distill"),
+           "distill_target_d_ff", "distill_target_e_layers", "draft_teacher_noise", "distill_rollout_patches"),
+          lambda a: a.distill, "--distill"),
     Needs(("draft_nll_var_reg",), lambda a: a.draft_stochastic, "--draft_stochastic"),
     Needs(("pretrain_model_path",), lambda a: a.adaptation, "--adaptation"),
     Needs(("draft_scale_d_model", "draft_scale_n_heads", "draft_scale_d_ff", "draft_scale_e_layers"), uses_a_draft,
@@ -228,6 +229,8 @@ def check_combinations(args, used=()):
                 raise UsageError(f"{as_given(args, name)} does nothing without {rule.what}")
     if args.distill and not args.distill_target_ckpt:
         raise UsageError("--distill needs --distill_target_ckpt (the teacher's checkpoint)")
+    if args.distill_rollout_patches:
+        check_rollout_distillation(args)
     if args.use_speculative:
         if not args.spec_draft_ckpt:
             raise UsageError("--use_speculative needs --spec_draft_ckpt (the draft's checkpoint)")
@@ -248,6 +251,20 @@ def check_combinations(args, used=()):
         raise UsageError("--ddp and --dp exclude each other; pick one")
     if args.dp and not torch.cuda.is_available():
         raise UsageError(f"--dp needs CUDA devices (--devices {args.devices}); none is available")
+
+
+def check_rollout_distillation(args):
+    """--distill_rollout_patches grows each window with the teacher's cached rollout and trains the student on
+    every token of it, as a cached draft meets it."""
+    flag = f"--distill_rollout_patches {args.distill_rollout_patches}"
+    if family_trait(args.model, "one_call_forecaster"):
+        raise UsageError(f"{flag}: --model {args.model} already learns the teacher's rollout of the "
+                         f"--ttm_patches patches after each window; leave it out")
+    if family_trait(args.distill_target_model, "one_call_forecaster"):
+        raise UsageError(f"{flag}: the teacher --distill_target_model {args.distill_target_model} keeps no KV cache")
+    if args.covariate or args.rope_position == "flat" or args.input_token_len != args.output_token_len:
+        raise UsageError(f"{flag} rolls the teacher out with --rollout cached, which needs --input_token_len == "
+                         f"--output_token_len, no --covariate and --rope_position time")
 
 
 def check_model_combinations(args):
