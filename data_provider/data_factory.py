@@ -17,11 +17,12 @@ def reads_a_folder(data_key):
     return DATA_DICT.get(data_key) is UtsdDataset
 
 
-def get_dataset(args, flag):
-    """Build split `flag` (train/val/test) of dataset `args.data`; test uses its own L and horizon."""
+def get_dataset(args, flag, test_sizes=False):
+    """Build split `flag` (train/val/test) of dataset `args.data`; test (or any split with test_sizes) uses the
+    test's L and horizon."""
     if args.data not in DATA_DICT:
         raise ValueError(f"--data {args.data!r} is not a dataset key; valid keys: {', '.join(DATA_DICT)}")
-    if flag == 'test':
+    if flag == 'test' or test_sizes:
         size = [args.test_seq_len, args.input_token_len, args.test_pred_len]
     else:
         size = [args.seq_len, args.input_token_len, args.output_token_len]

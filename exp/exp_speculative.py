@@ -9,14 +9,27 @@ Both decode with --rollout. Before timing starts, each side runs once, untimed, 
 measures them once more, so c, v and the prefill costs are medians over the run. The record gets them
 with their ranges and the speed model's prediction; with --spec_compare_baseline the target-only
 rollout runs on the same batches, the order alternating every batch, and the record also gets the
-measured speedup and mse_vs_target.
+measured speedup and mse_vs_target. With --spec_mse_budget, σ and K are chosen on validation windows
+before the test (speculative/calibration.py); the calibration is saved beside the draft checkpoint, keyed
+by what it depends on, and reused by a later run with the same flags; the baseline always runs, so the
+record gets the test's MSE increase.
 """
+import hashlib
+import json
+import os
+from dataclasses import asdict
+
+import numpy as np
+from torch.utils.data import Subset
+
+from data_provider.data_factory import get_dataset, get_loader
 from exp.exp_forecast import ExpForecast
 from models import build_model
 from speculative import RolloutOptions, SpecConfig, SpeculativeDecoder
+from speculative.calibration import Calibration, Setting, calibrate
 from speculative.debug_rows import debug_rows
 from speculative.speed_model import speed_report
-from utils.checkpoint import load_checkpoint
+from utils.checkpoint import atomic_write, load_checkpoint
 from utils.metrics import StreamingMetrics
 from utils.spec_report import (BREAKDOWN_FILE, SUMMARY_FILE, write_debug_csv, write_speculative_breakdown,
                                write_speculative_summary)
@@ -34,19 +47,75 @@ class ExpSpeculative(ExpForecast):
         super().__init__(args)
         self.draft = draft.to(self.device)
         self.config = SpecConfig.of(args)
+        self.calibration = None
+        self.compares = args.spec_compare_baseline or args.spec_mse_budget is not None
 
     def _begin_test(self, model):
         super()._begin_test(model)
         args = self.args
+        if args.spec_mse_budget is not None:
+            self.calibration = self._calibrated(model)
+            self.config = self.calibration.config(SpecConfig.of(args))
         self.baseline_time_s = 0.0
         self.squared_diff_to_target, self.n_values = 0.0, 0
         self.baseline_metrics, self.baseline_pred = StreamingMetrics(), None
         self.debug_rows = []
         self.decoder = SpeculativeDecoder(model, self.draft, self.config, RolloutOptions.of(args))
 
+    def _calibrated(self, model):
+        """The calibration of --spec_mse_budget: read from beside the draft checkpoint if one with the same key
+        is there, else measured on the validation windows and saved there."""
+        path = os.path.join(os.path.dirname(os.path.abspath(self.args.spec_draft_ckpt)),
+                            f"calibration-{self._calibration_key()}.json")
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                saved = json.load(f)
+            saved["settings"] = [Setting(**s) for s in saved["settings"]]
+            saved["chosen"] = None if saved["chosen"] is None else Setting(**saved["chosen"])
+            print(f"calibration read from {path} (measured in {saved['seconds']:.1f} s)")
+            return Calibration(**saved)
+        args = self.args
+        calibration = calibrate(model, self.draft, SpecConfig.of(args), RolloutOptions.of(args),
+                                self._calibration_batches(), args.test_pred_len, args.spec_mse_budget,
+                                args.spec_calib_sigmas)
+        atomic_write(path, lambda tmp: _write_json(tmp, asdict(calibration)))
+        print(f"calibration: {calibration.seconds:.1f} s on {calibration.windows} validation windows, "
+              f"apart from the test; saved to {path}")
+        for s in calibration.settings:
+            print(f"  sigma {s.sigma:g}, K {s.k}: accept {s.acceptance_pct:.1f}%, MSE +{s.mse_increase_pct:.2f}% "
+                  f"(upper 95% {s.mse_increase_upper_pct:+.2f}%), predicted x{s.predicted_speedup:.2f}")
+        chosen = calibration.chosen
+        print("chosen: " + (f"sigma {chosen.sigma:g}, K {chosen.k}" if chosen else
+                            f"none within {args.spec_mse_budget:g}%: target-only decoding"))
+        return calibration
+
+    def _calibration_key(self):
+        """A hash of everything the calibration depends on: the checkpoints (path, size, time) and the flags."""
+        args = self.args
+        target = os.path.join(args.checkpoints, args.test_dir, args.test_file_name) if not args.is_training else \
+            self.checkpoint
+        files = [(os.path.abspath(p), os.path.getsize(p), os.path.getmtime(p)) for p in (target, args.spec_draft_ckpt)]
+        flags = {name: getattr(args, name) for name in (
+            "data", "root_path", "data_path", "test_seq_len", "test_pred_len", "batch_size", "rollout",
+            "cache_max_tokens", "cache_stats", "spec_k", "spec_accept_bias", "spec_accept_mode", "draft_stochastic",
+            "spec_mse_budget", "spec_calib_windows", "spec_calib_sigmas", "seed", "spec_draft_model", "model")}
+        return hashlib.sha1(json.dumps([files, flags], sort_keys=True).encode()).hexdigest()[:12]
+
+    def _calibration_batches(self):
+        """--spec_calib_windows validation windows of the test's length and horizon, spread evenly over the split."""
+        args = self.args
+        dataset = get_dataset(args, "val", test_sizes=True)
+        picked = np.unique(np.linspace(0, len(dataset) - 1, min(args.spec_calib_windows, len(dataset))).round())
+        batches, first = [], 0
+        for x, y, _, _ in get_loader(args, Subset(dataset, picked.astype(int).tolist()), "val"):
+            batches.append((x.float().to(self.device), y.float()[:, -args.test_pred_len:],
+                            list(range(first, first + len(x)))))
+            first += len(x)
+        return batches
+
     def _warm_up(self, model, x, sample_ids):
         self.decoder.generate(x, self.args.test_pred_len, sample_ids)
-        if self.args.spec_compare_baseline:
+        if self.compares:
             self.baseline.generate(x, self.args.test_pred_len, sample_ids)
         self.decoder.reset_counts(self.device, self.args.trace_inference_breakdown)
 
@@ -55,7 +124,7 @@ class ExpSpeculative(ExpForecast):
         with_debug = args.spec_debug_accept and batch_index < args.spec_debug_max_batches
         self.decoder.round_records = [] if with_debug else None
         runs = {"speculative": lambda: self.decoder.generate(x, args.test_pred_len, sample_ids, batch_index)}
-        if args.spec_compare_baseline:
+        if self.compares:
             runs["baseline"] = lambda: self.baseline.generate(x, args.test_pred_len, sample_ids)
         order = sorted(runs, reverse=batch_index % 2 == 1)  # alternate which goes first
         outputs = {name: timed(runs[name], x.device) for name in order}
@@ -64,7 +133,7 @@ class ExpSpeculative(ExpForecast):
         self.decoder.sample_costs(x, args.test_pred_len)
         if with_debug:
             self.debug_rows += [row for record in self.decoder.round_records for row in debug_rows(record, self.config)]
-        if args.spec_compare_baseline:
+        if self.compares:
             target_pred, baseline_s = outputs["baseline"]
             self.baseline_pred = target_pred.cpu()
             self.baseline_time_s += baseline_s
@@ -83,15 +152,21 @@ class ExpSpeculative(ExpForecast):
     def _report_inference(self, setting, result, n_batches):
         args = self.args
         extra = dict(speed=speed_report(self.decoder.costs, self.decoder.counters, self.config.k))
-        if args.spec_compare_baseline:
+        if self.compares:
             extra.update(baseline_per_batch_s=self.baseline_time_s / n_batches,
                          mse_vs_target=self.squared_diff_to_target / self.n_values,
                          baseline_mse=self.baseline_metrics.result()["mse"])
         record = write_speculative_summary(SUMMARY_FILE, setting, result["mse"], result["mae"], self.gen_time_s,
                                            n_batches, self.decoder.counters, self.config, self.decoder.rollout.label,
-                                           test_pred_len=args.test_pred_len, batch_size=args.batch_size, **extra)
+                                           test_pred_len=args.test_pred_len, batch_size=args.batch_size,
+                                           calibration=self.calibration and self.calibration.summary(), **extra)
         print(record, end="")
         if args.trace_inference_breakdown:
             write_speculative_breakdown(BREAKDOWN_FILE, setting, self.decoder.tracer)
         if args.spec_debug_accept:
             write_debug_csv(args.spec_debug_out, self.debug_rows)
+
+
+def _write_json(path, value):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=1)

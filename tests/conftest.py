@@ -34,11 +34,13 @@ def make_args(**overrides):
 
 
 def cli_args(flags):
-    """run.py command line from a dict of flags: True -> bare switch, False/None -> omitted."""
+    """run.py command line from a dict of flags: True -> bare switch, False/None -> omitted, a list -> its values."""
     out = []
     for name, value in flags.items():
         if value is True:
             out.append(f'--{name}')
+        elif isinstance(value, (list, tuple)):
+            out += [f'--{name}', *map(str, value)]
         elif value is not False and value is not None:
             out += [f'--{name}', str(value)]
     return out

@@ -112,6 +112,11 @@ def build_parser():
     a("--spec_accept_mode", type=str, default="tolerance", help="tolerance or lossless")
     a("--spec_residual_max_tries", type=int, default=100)
     a("--spec_adaptive", action="store_true", help="adapt K between rounds from the running acceptance")
+    a("--spec_mse_budget", type=float, default=None,
+      help="PCT: choose sigma and K on validation windows so that the MSE stays within PCT%% of target-only decoding")
+    a("--spec_calib_windows", type=int, default=64, help="with --spec_mse_budget: validation windows to calibrate on")
+    a("--spec_calib_sigmas", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.5, 0.7, 1.0],
+      help="with --spec_mse_budget: the sigmas tried")
     a("--rollout", type=str, default="sliding", help="sliding or cached (KV caches, speculative.md 2.1)")
     a("--cache_max_tokens", type=int, default=0,
       help="with --rollout cached: new tokens attend to at most this many time steps (0: all)")

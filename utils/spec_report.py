@@ -17,6 +17,9 @@ and has the rollout line instead of the spec lines):
     c_min:%.4f, c_max:%.4f, v_min:%.4f, v_max:%.4f, prefill_cost:%.4f, target_prefill_cost:%.4f,
         cost_repeats:%d, cost_check:%s, adaptive_fallback_rounds:%d        (one line, with the line above)
     baseline_per_batch_s:%.6f, speedup:%.3f, mse_vs_target:%.6f, baseline_mse:%.6f   (with a baseline comparison)
+    spec_mse_budget:%g, calib_windows:%d, calib_s:%.1f, chosen_sigma:%g, chosen_k:%s, calib_acceptance_pct:%.2f,
+        calib_mse_increase_pct:%.3f, calib_mse_increase_upper_pct:%.3f, calib_predicted_speedup:%.3f,
+        test_mse_increase_pct:%.3f        (one line, with --spec_mse_budget; chosen_k 0: target-only decoding)
     <blank line>
 
 Counts are per sample (speculative/counters.py); target_only_calls_per_forecast is ceil(H/P).
@@ -63,13 +66,14 @@ def write_standard_summary(path, setting, mse, mae, total_gen_time_s, n_batches,
 def write_speculative_summary(path, setting, mse, mae, total_gen_time_s, n_batches, counters,
                               config, rollout="sliding", baseline_per_batch_s=None,
                               mse_vs_target=None, baseline_mse=None, speed=None, test_pred_len=None,
-                              batch_size=None):
+                              batch_size=None, calibration=None):
     """Append a speculative record (SpecCounters, SpecConfig); returns the record text.
 
     speedup = baseline_per_batch_s / per_batch_s; the comparison line needs baseline_per_batch_s,
     mse_vs_target and baseline_mse (the target-only MSE against the truth); the speed-model lines
     need `speed` (speculative/speed_model.py speed_report). test_pred_len and batch_size (both or
-    neither) end the spec line."""
+    neither) end the spec line. calibration: Calibration.summary() of an --spec_mse_budget run (with a
+    baseline comparison)."""
     c = counters
     lines = _summary_head(setting, "speculative", mse, mae, total_gen_time_s, n_batches)
     target_only_calls = "nan" if test_pred_len is None else -(-test_pred_len // config.patch_len)
@@ -91,7 +95,19 @@ def write_speculative_summary(path, setting, mse, mae, total_gen_time_s, n_batch
         speedup = baseline_per_batch_s / (total_gen_time_s / n_batches)
         lines.append(f"baseline_per_batch_s:{baseline_per_batch_s:.6f}, speedup:{speedup:.3f}, "
                      f"mse_vs_target:{mse_vs_target:.6f}, baseline_mse:{baseline_mse:.6f}")
+    if calibration is not None:
+        lines.append(_calibration_line(test_mse_increase_pct=100 * (mse / baseline_mse - 1), **calibration))
     return _append_lines(path, lines)
+
+
+def _calibration_line(spec_mse_budget, calib_windows, calib_s, chosen_sigma, chosen_k, calib_acceptance_pct,
+                      calib_mse_increase_pct, calib_mse_increase_upper_pct, calib_predicted_speedup,
+                      test_mse_increase_pct):
+    return (f"spec_mse_budget:{spec_mse_budget:g}, calib_windows:{calib_windows}, calib_s:{calib_s:.1f}, "
+            f"chosen_sigma:{chosen_sigma:g}, chosen_k:{chosen_k}, calib_acceptance_pct:{calib_acceptance_pct:.2f}, "
+            f"calib_mse_increase_pct:{calib_mse_increase_pct:.3f}, "
+            f"calib_mse_increase_upper_pct:{calib_mse_increase_upper_pct:.3f}, "
+            f"calib_predicted_speedup:{calib_predicted_speedup:.3f}, test_mse_increase_pct:{test_mse_increase_pct:.3f}")
 
 
 def _speed_lines(c, c_min, c_max, v, v_min, v_max, prefill, target_prefill, cost_repeats, cost_check,

@@ -94,7 +94,10 @@ def check_values(args):
               (("subset_rand_ratio",), lambda v: 0 < v <= 1, "in (0, 1]"),
               (("spec_accept_bias",), lambda v: v >= 1, ">= 1"),
               (("seed",), lambda v: 0 <= v < 2 ** 32, "in [0, 2**32) (NumPy's seed range)"),
-              (("test_max_batches",), lambda v: v >= 1, ">= 1 (or left out for all batches)")]
+              (("test_max_batches",), lambda v: v >= 1, ">= 1 (or left out for all batches)"),
+              (("spec_calib_windows",), lambda v: v >= 1, ">= 1"),
+              (("spec_mse_budget",), lambda v: v >= 0, "a percentage >= 0"),
+              (("spec_calib_sigmas",), lambda v: v > 0, "> 0")]
     for names, ok, valid in ranges:
         check_numbers({name: getattr(args, name) for name in names}, ok, valid)
     for name in ("seq_len", "test_seq_len"):
@@ -173,6 +176,8 @@ NEEDS = (
            "spec_residual_max_tries", "spec_adaptive", "spec_compare_baseline", "spec_debug_accept"),
           lambda a: a.use_speculative, "--use_speculative"),
     Needs(("spec_sigma",), lambda a: a.use_speculative or a.target_sample, "--use_speculative or --target_sample"),
+    Needs(("spec_mse_budget",), lambda a: a.use_speculative, "--use_speculative"),
+    Needs(("spec_calib_windows", "spec_calib_sigmas"), lambda a: a.spec_mse_budget is not None, "--spec_mse_budget"),
     Needs(("spec_debug_out", "spec_debug_max_batches"), lambda a: a.spec_debug_accept, "--spec_debug_accept"),
     Needs(("distill_target_model", "distill_target_ckpt", "distill_target_d_model", "distill_target_n_heads",
            "distill_target_d_ff", "distill_target_e_layers", "draft_teacher_noise", "distill_rollout_patches"),
@@ -231,6 +236,11 @@ def check_combinations(args, used=()):
         raise UsageError("--distill needs --distill_target_ckpt (the teacher's checkpoint)")
     if args.distill_rollout_patches:
         check_rollout_distillation(args)
+    if args.use_speculative and args.spec_mse_budget is not None:
+        for name in ("spec_sigma", "spec_adaptive"):
+            if is_set(args, name):
+                raise UsageError(f"{as_given(args, name)} does nothing with --spec_mse_budget: the calibration chooses "
+                                 f"sigma and K (--spec_calib_sigmas, K 1..--spec_k and adaptive)")
     if args.use_speculative:
         if not args.spec_draft_ckpt:
             raise UsageError("--use_speculative needs --spec_draft_ckpt (the draft's checkpoint)")
@@ -343,6 +353,8 @@ def check_data(args):
         check_target_column(path, args.covariate)
     for flag in ("train", "val", "test") if args.is_training else ("test",):
         check_split_fits(args, path, len(values), flag)
+    if args.use_speculative and args.spec_mse_budget is not None:
+        check_calibration_split(args, path, len(values))
     check_scaling(values, column_names, split_borders(file_stem(args.data_path), len(values), args.seq_len)["train"][1],
                   path)
     multivariate = DATA_DICT[args.data] is MultivariateDatasetBenchmark
@@ -404,6 +416,13 @@ def check_scaling(values, column_names, train_end, path):
 def distinct_counts(matrix):
     ordered = np.sort(matrix, axis=0)
     return (np.diff(ordered, axis=0) != 0).sum(axis=0) + 1
+
+
+def check_calibration_split(args, path, rows):
+    start, end = split_borders(file_stem(args.data_path), rows, args.test_seq_len)["val"]
+    if count_windows(start, end, rows, args.test_seq_len, args.test_pred_len) < 1:
+        raise UsageError(f"--spec_mse_budget calibrates on the validation split, and that of {path} holds no window "
+                         f"of --test_seq_len {args.test_seq_len} + --test_pred_len {args.test_pred_len}")
 
 
 def check_split_fits(args, path, rows, flag):

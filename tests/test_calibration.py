@@ -1,0 +1,95 @@
+"""Speculation under an MSE budget (speculative/calibration.py): the bootstrap bound, the choice of σ and K,
+and --spec_mse_budget through run.main (the record, the saved calibration and its reuse)."""
+import json
+import math
+
+import pytest
+import torch
+
+import run
+from conftest import make_args
+from models import build_model
+from speculative import RolloutOptions, SpecConfig
+from speculative import calibration as calibration_module
+from speculative.calibration import ADAPTIVE, calibrate, mse_increase_with_upper_bound
+from test_exp_speculative import ETT_ROOT, ckpts, cwd, spec_argv  # noqa: F401 (fixtures)
+from utils.spec_report import SUMMARY_FILE
+
+P = 4
+
+
+def test_the_increase_and_its_bound_in_closed_form():
+    target = torch.tensor([1.0, 2.0, 4.0, 0.5] * 10, dtype=torch.float64)
+    assert mse_increase_with_upper_bound(target.clone(), target) == (0.0, pytest.approx(0.0, abs=1e-9))
+    increase, upper = mse_increase_with_upper_bound(1.1 * target, target)  # every resample: ratio 1.1
+    assert increase == pytest.approx(10.0) and upper == pytest.approx(10.0)
+    noisy = target * torch.linspace(0.8, 1.3, 40, dtype=torch.float64)
+    increase, upper = mse_increase_with_upper_bound(noisy, target)
+    assert increase == pytest.approx(100 * (noisy.sum() / target.sum() - 1).item()) and upper > increase + 1
+
+
+def shifted_pair(shift):
+    """A tiny target and a draft equal to it with every prediction shifted by `shift`."""
+    torch.manual_seed(0)
+    args = make_args(d_model=16, n_heads=2, d_ff=24, input_token_len=P, output_token_len=P)
+    target = build_model('timer_xl', args).eval()
+    draft = build_model('timer_xl', args).eval()
+    draft.load_state_dict(target.state_dict())
+    with torch.no_grad():
+        draft.head.bias += shift
+    return target, draft
+
+
+def batches(n_batches=2, batch=4):
+    gen = torch.Generator().manual_seed(3)
+    return [(torch.randn(batch, 4 * P, 3, generator=gen), torch.randn(batch, 6 * P, 3, generator=gen),
+             list(range(i * batch, (i + 1) * batch))) for i in range(n_batches)]
+
+
+@torch.no_grad()
+@pytest.mark.parametrize('budget', [0.0, 3.0, 1e6])
+def test_the_fastest_setting_within_the_budget_is_chosen(monkeypatch, budget):
+    """The speed model is replaced by 1 + the share of accepted proposals, so that accepting more is faster.
+    A small σ accepts nothing (no increase, not faster); a large one accepts the shifted proposals."""
+    monkeypatch.setattr(calibration_module, 'predicted_speedup',
+                        lambda costs, counters: 1 + counters.accepted / max(counters.attempted, 1))
+    target, draft = shifted_pair(0.3)
+    result = calibrate(target, draft, SpecConfig(k=2, patch_len=P), RolloutOptions('cached'), batches(), 6 * P,
+                       budget, [1e-4, 1.0, 100.0])
+    assert [(s.sigma, s.k) for s in result.settings] == [(sigma, k) for sigma in (1e-4, 1.0, 100.0)
+                                                         for k in (1, 2, ADAPTIVE)]
+    by_sigma = {s.sigma: s for s in result.settings if s.k == 2}
+    assert by_sigma[1e-4].acceptance_pct == 0 and by_sigma[1e-4].mse_increase_pct == pytest.approx(0, abs=1e-5)
+    assert by_sigma[100.0].acceptance_pct > 90 and by_sigma[100.0].mse_increase_pct > 3
+    within = [s for s in result.settings if s.mse_increase_upper_pct <= budget and s.predicted_speedup > 1]
+    if not within:
+        assert result.chosen is None and result.config(SpecConfig(k=2)).k == 0
+    else:
+        assert result.chosen.predicted_speedup == max(s.predicted_speedup for s in within)
+        assert result.chosen.mse_increase_upper_pct <= budget
+    assert (result.chosen is None) == (budget < 7)  # the smallest increase of an accepting setting is about 8%
+
+
+def test_a_budget_run_records_its_calibration_and_reuses_it(ckpts, cwd, capsys):  # noqa: F811
+    flags = dict(spec_mse_budget=5, spec_calib_windows=8, spec_calib_sigmas=[0.3, 3.0], spec_k=2)
+    run.main(spec_argv(ckpts, **flags))
+    first = capsys.readouterr().out
+    assert 'calibration:' in first and 'saved to' in first
+    saved = list(ckpts.glob('calibration-*.json'))
+    assert len(saved) == 1
+    stored = json.loads(saved[0].read_text())
+    assert stored['windows'] == 8 and len(stored['settings']) == 2 * 3
+    record = (cwd / SUMMARY_FILE).read_text().split('\n\n')[0]
+    budget_line = next(line for line in record.splitlines() if line.startswith('spec_mse_budget:5'))
+    fields = dict(part.split(':') for part in budget_line.split(', '))
+    baseline = float(next(line for line in record.splitlines() if 'baseline_mse' in line).split('baseline_mse:')[1])
+    mse = float(record.splitlines()[2].split(',')[0].split(':')[1])
+    assert float(fields['test_mse_increase_pct']) == pytest.approx(100 * (mse / baseline - 1), abs=2e-3)
+    chosen = stored['chosen']
+    assert (fields['chosen_k'] == '0') == (chosen is None)
+    if chosen is not None:
+        assert float(fields['chosen_sigma']) == chosen['sigma'] and chosen['mse_increase_upper_pct'] <= 5
+    run.main(spec_argv(ckpts, **flags))
+    assert 'calibration read from' in capsys.readouterr().out and len(list(ckpts.glob('calibration-*.json'))) == 1
+    run.main(spec_argv(ckpts, **{**flags, 'spec_mse_budget': 1}))  # another budget: another calibration
+    assert len(list(ckpts.glob('calibration-*.json'))) == 2
