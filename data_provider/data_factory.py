@@ -1,4 +1,5 @@
 """Dataset registry and DataLoader construction (data.md, sections 1-2; training.md, section 8)."""
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
@@ -46,6 +47,14 @@ def get_loader(args, dataset, flag, rank=0, world_size=1):
     return DataLoader(dataset, batch_size=args.batch_size, shuffle=train and not distributed, sampler=sampler,
                       generator=generator, drop_last=False, num_workers=args.num_workers,
                       persistent_workers=args.num_workers > 0, pin_memory=torch.cuda.is_available())
+
+
+def spread_loader(args, flag, n_windows):
+    """A loader over n_windows windows of split `flag` at the test's length and horizon, at evenly spaced
+    indices from its first window to its last."""
+    dataset = get_dataset(args, flag, test_sizes=True)
+    picked = np.unique(np.linspace(0, len(dataset) - 1, min(n_windows, len(dataset))).round().astype(int))
+    return get_loader(args, Subset(dataset, picked.tolist()), flag)
 
 
 def data_provider(args, flag):

@@ -19,14 +19,10 @@ import json
 import os
 from dataclasses import asdict
 
-import numpy as np
-from torch.utils.data import Subset
-
-from data_provider.data_factory import get_dataset, get_loader
 from exp.exp_forecast import ExpForecast
 from models import build_model
 from speculative import RolloutOptions, SpecConfig, SpeculativeDecoder
-from speculative.calibration import Calibration, Setting, calibrate
+from speculative.calibration import Calibration, Setting, calibrate, calibration_batches
 from speculative.debug_rows import debug_rows
 from speculative.speed_model import speed_report
 from utils.checkpoint import atomic_write, load_checkpoint
@@ -76,7 +72,7 @@ class ExpSpeculative(ExpForecast):
             return Calibration(**saved)
         args = self.args
         calibration = calibrate(model, self.draft, SpecConfig.of(args), RolloutOptions.of(args),
-                                self._calibration_batches(), args.test_pred_len, args.spec_mse_budget,
+                                calibration_batches(args, self.device), args.test_pred_len, args.spec_mse_budget,
                                 args.spec_calib_sigmas)
         atomic_write(path, lambda tmp: _write_json(tmp, asdict(calibration)))
         print(f"calibration: {calibration.seconds:.1f} s on {calibration.windows} validation windows, "
@@ -100,18 +96,6 @@ class ExpSpeculative(ExpForecast):
             "cache_max_tokens", "cache_stats", "spec_k", "spec_accept_bias", "spec_accept_mode", "draft_stochastic",
             "spec_mse_budget", "spec_calib_windows", "spec_calib_sigmas", "seed", "spec_draft_model", "model")}
         return hashlib.sha1(json.dumps([files, flags], sort_keys=True).encode()).hexdigest()[:12]
-
-    def _calibration_batches(self):
-        """--spec_calib_windows validation windows of the test's length and horizon, spread evenly over the split."""
-        args = self.args
-        dataset = get_dataset(args, "val", test_sizes=True)
-        picked = np.unique(np.linspace(0, len(dataset) - 1, min(args.spec_calib_windows, len(dataset))).round())
-        batches, first = [], 0
-        for x, y, _, _ in get_loader(args, Subset(dataset, picked.astype(int).tolist()), "val"):
-            batches.append((x.float().to(self.device), y.float()[:, -args.test_pred_len:],
-                            list(range(first, first + len(x)))))
-            first += len(x)
-        return batches
 
     def _warm_up(self, model, x, sample_ids):
         self.decoder.generate(x, self.args.test_pred_len, sample_ids)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from data_provider.data_factory import spread_loader
 from speculative.engine import SpeculativeDecoder
 from speculative.speed_model import predicted_speedup
 from speculative.target_only import TargetOnlyDecoder
@@ -76,10 +77,24 @@ def grid(sigmas, k_max):
     return [(sigma, k) for sigma in sigmas for k in [*range(1, k_max + 1), ADAPTIVE]]
 
 
-@torch.no_grad()
 def calibrate(target, draft, base, rollout, batches, horizon, budget_pct, sigmas):
     """batches: (x [B, L, C], truth [B, horizon, C], sample ids) of the calibration windows. Returns the
     Calibration of every (σ, K) of the grid and the fastest setting within the budget."""
+    settings, seconds = measure_settings(target, draft, base, rollout, batches, horizon, sigmas)
+    return Calibration(budget_pct, sum(len(x) for x, _, _ in batches), seconds, settings,
+                       choose(settings, budget_pct))
+
+
+def choose(settings, budget_pct):
+    """The setting with the largest predicted speedup (above 1) whose upper bound is within the budget; None if
+    there is none."""
+    within = [s for s in settings if s.mse_increase_upper_pct <= budget_pct and s.predicted_speedup > 1]
+    return max(within, key=lambda s: s.predicted_speedup, default=None)
+
+
+@torch.no_grad()
+def measure_settings(target, draft, base, rollout, batches, horizon, sigmas):
+    """The Setting of every (σ, K) of the grid on the calibration batches, and the seconds it took."""
     start = time.perf_counter()
     target_err = _squared_errors(TargetOnlyDecoder(target, rollout), batches, horizon)
     meter = SpeculativeDecoder(target, draft, base, rollout)
@@ -93,9 +108,17 @@ def calibrate(target, draft, base, rollout, batches, horizon, budget_pct, sigmas
         increase, upper = mse_increase_with_upper_bound(spec_err, target_err)
         settings.append(Setting(sigma, k, decoder.counters.acceptance_pct, increase, upper,
                                 predicted_speedup(meter.costs, decoder.counters)))
-    within = [s for s in settings if s.mse_increase_upper_pct <= budget_pct and s.predicted_speedup > 1]
-    chosen = max(within, key=lambda s: s.predicted_speedup, default=None)
-    return Calibration(budget_pct, sum(len(x) for x, _, _ in batches), time.perf_counter() - start, settings, chosen)
+    return settings, time.perf_counter() - start
+
+
+def calibration_batches(args, device):
+    """(x, truth [B, --test_pred_len, C], sample ids) of --spec_calib_windows validation windows of the test's
+    length and horizon, spread evenly over the split, in batches of --batch_size."""
+    batches, first = [], 0
+    for x, y, _, _ in spread_loader(args, "val", args.spec_calib_windows):
+        batches.append((x.float().to(device), y.float()[:, -args.test_pred_len:], list(range(first, first + len(x)))))
+        first += len(x)
+    return batches
 
 
 def _squared_errors(decoder, batches, horizon):

@@ -140,3 +140,21 @@ def test_measure_warms_up_untimed_then_rotates_every_candidate_through_every_pos
         positions = [[n for n, _, _ in one_pass].index(name) for one_pass in passes]
         assert sorted(positions) == sorted(list(range(n_candidates)) * (n_passes // n_candidates))
         assert len(seconds[name]) == n_passes
+
+
+def test_mse_budgets_add_one_calibrated_candidate_each(tmp_path, capsys):
+    for name, path in (('timer_xl', 'target.pth'), ('timer_xl_draft', 'draft.pth')):
+        torch.manual_seed(0)
+        save_checkpoint(build_model(name, make_args(model=name, **MODEL, use_norm=True)), str(tmp_path / path))
+    flags = dict(target_ckpt=tmp_path / 'target.pth', draft_ckpt=tmp_path / 'draft.pth', out_dir=tmp_path / 'out',
+                 root_path=ETT_ROOT, data_path='ETTh1.csv', num_workers=0, batch_sizes=2, horizons=288, n_batches=1,
+                 ks=[1, 2], mse_budgets=[0, 50], spec_calib_windows=4, spec_calib_sigmas=[0.5, 5.0], use_norm=True,
+                 **MODEL)
+    rows = {r['candidate']: r for r in speedup.main(cli_args(flags))}
+    assert set(rows) == {'target_sliding', 'target_cached', 'target_cached_frozen', 'spec_cached_budget0',
+                         'spec_cached_budget50'}
+    assert rows['spec_cached_budget0']['k'] == 0  # nothing is within a budget of 0: target-only steps
+    assert rows['spec_cached_budget0']['mse_vs_target'] == pytest.approx(0, abs=1e-10)
+    assert rows['spec_cached_budget50']['mse_budget'] == '50'
+    assert rows['spec_cached_budget50']['sigma'] in ('', 0.5, 5.0)
+    assert capsys.readouterr().out.count('calibration:') == 1  # one grid, measured once for both budgets

@@ -17,16 +17,14 @@ import os
 import sys
 
 import matplotlib
-import numpy as np
 import torch
-from torch.utils.data import Subset
 from tqdm import tqdm
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from data_provider.data_factory import get_dataset, get_loader  # noqa: E402
+from data_provider.data_factory import spread_loader  # noqa: E402
 from models import build_model  # noqa: E402
 from speculative import RolloutOptions, TargetOnlyDecoder  # noqa: E402
 from utils.checkpoint import atomic_write, load_checkpoint  # noqa: E402
@@ -62,19 +60,12 @@ def rollouts(args):
             "cached_trailing": RolloutOptions("cached", args.cache_max_tokens, "trailing")}
 
 
-def spread_windows(args, n_windows):
-    """A loader over n_windows test windows at evenly spaced indices of the test split."""
-    dataset = get_dataset(args, "test")
-    picked = np.unique(np.linspace(0, len(dataset) - 1, min(n_windows, len(dataset))).round().astype(int))
-    return get_loader(args, Subset(dataset, picked.tolist()), "test")
-
-
 @torch.no_grad()
 def forecasts(target, args, n_windows, horizon):
     """rollout name -> [W, horizon, C] forecasts, and the truth [W, horizon, C]."""
     decoders = {name: TargetOnlyDecoder(target, options) for name, options in rollouts(args).items()}
     preds, truth, first = {name: [] for name in decoders}, [], 0
-    for x, y, _, _ in tqdm(spread_windows(args, n_windows), desc="windows"):
+    for x, y, _, _ in tqdm(spread_loader(args, "test", n_windows), desc="windows"):
         ids = list(range(first, first + len(x)))
         for name, decoder in decoders.items():
             preds[name].append(decoder.generate(x.float(), horizon, ids))

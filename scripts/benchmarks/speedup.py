@@ -2,11 +2,15 @@
 
     python scripts/benchmarks/speedup.py --target_ckpt T.pth [--draft_ckpt D.pth] <run.py flags of the target> \
         [--draft_stochastic] [--batch_sizes 1 8 32] [--horizons 720 1440] [--ks 1 2 3 4] [--sigmas 0.3 0.7] \
-        [--n_batches 5] [--quick] [--device cuda] [--out_dir benchmark_results]
+        [--n_batches 5] [--quick] [--device cuda] [--out_dir benchmark_results] [--mse_budgets 1 5]
 
 For every (batch size, horizon) the candidates are: target `sliding`, target `cached`, and speculative
 decoding in both rollouts with fixed K (--ks) and adaptive K (up to max --ks), for every tolerance
-(or, with --spec_accept_mode lossless, lossless) sigma in --sigmas (default: --spec_sigma).
+(or, with --spec_accept_mode lossless, lossless) sigma in --sigmas (default: --spec_sigma). With
+--mse_budgets B1 B2 ... the speculative candidates are instead spec_cached_budget<B>: `cached` with the
+sigma and K (1..max --ks, or adaptive) that a calibration on --spec_calib_windows validation windows chooses
+for an MSE increase of at most B percent (speculative/calibration.py; the grid is measured once per grid
+point, untimed, and its time printed).
 `cached` candidates use --cache_stats (default trailing) and attend to at most --cache_max_tokens time
 steps when it is given; target `cached` with the other statistics (`target_cached_frozen` by default)
 is timed too, as the cost of the choice. Without --draft_ckpt only the target-only candidates run: the
@@ -28,6 +32,7 @@ target-only `cached` against K, one panel per batch size, one line per rollout a
 prints a markdown table. --quick: batch sizes 1 and 8, horizon 720, K 1 and 3, 2 timed batches.
 """
 import csv
+import dataclasses
 import math
 import os
 import statistics
@@ -47,6 +52,7 @@ from utils.failures import exit_cleanly  # noqa: E402
 from utils.flags import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
 from speculative import ROLLOUTS, RolloutOptions, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder  # noqa: E402
 from speculative.cached import CACHE_STATS  # noqa: E402
+from speculative.calibration import Calibration, calibration_batches, choose, measure_settings  # noqa: E402
 from speculative.engine import WARM_UP_REPEATS  # noqa: E402
 from speculative.speed_model import speed_report  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
@@ -58,7 +64,7 @@ COLUMNS = ["batch_size", "horizon", "candidate", "rollout", "sigma", "k", "per_b
            "speedup_vs_cached", "speedup_same_rollout", "acceptance_pct", "patches_per_target_call",
            "target_calls_per_forecast", "c", "c_min", "c_max", "v", "v_min", "v_max", "prefill", "target_prefill",
            "cost_repeats", "cost_check", "adaptive_fallback_rounds", "predicted_speedup", "mse", "mse_vs_target",
-           "mse_vs_sliding"]
+           "mse_vs_sliding", "mse_budget"]
 QUICK = dict(batch_sizes=[1, 8], horizons=[720], ks=[1, 3], n_batches=2)
 # run.py flags that the grid sets: given to this script, they would do nothing.
 REPLACED = (("rollout", "both rollouts are timed"), ("spec_k", "--ks sets K"),
@@ -77,6 +83,9 @@ def bench_parser():
     own.add_argument("--horizons", type=int, nargs="+", default=[720, 1440])
     own.add_argument("--ks", type=int, nargs="+", default=[1, 2, 3, 4])
     own.add_argument("--sigmas", type=float, nargs="+", default=None, help="default: --spec_sigma")
+    own.add_argument("--mse_budgets", type=float, nargs="+", default=None,
+                     help="instead of fixed sigmas: speculative `cached` with sigma and K calibrated on validation "
+                          "windows to stay within each MSE budget (percent; see --spec_mse_budget)")
     own.add_argument("--n_batches", type=int, default=5, help="timed batches per grid point")
     own.add_argument("--quick", action="store_true", help="a small grid that finishes in minutes on a CPU")
     own.add_argument("--device", default="cpu")
@@ -94,6 +103,10 @@ def parse(argv=None):
         check_numbers(dict(batch_sizes=bench.batch_sizes, horizons=bench.horizons, ks=bench.ks,
                            n_batches=bench.n_batches), lambda v: v >= 1, ">= 1")
         check_numbers(dict(sigmas=bench.sigmas), lambda v: v > 0, "> 0")
+        check_numbers(dict(mse_budgets=bench.mse_budgets), lambda v: v >= 0, ">= 0")
+        if bench.mse_budgets and (bench.sigmas or bench.draft_ckpt is None):
+            raise UsageError("--mse_budgets calibrates sigma itself and needs --draft_ckpt: leave out --sigmas")
+        args.spec_mse_budget = min(bench.mse_budgets) if bench.mse_budgets else None  # the calibration flags
         check_device(bench.device)
         check_output_folder("--out_dir", bench.out_dir)
         args.test_pred_len = max(bench.horizons)  # the longest forecast must fit in the test split
@@ -114,9 +127,11 @@ def load_models(bench, args, device):
     return target, load_checkpoint(build_model(args.spec_draft_model, args), bench.draft_ckpt).to(device).eval()
 
 
-def candidates(target, draft, args, ks, sigmas):
-    """name -> (rollout, sigma or None, K or 'adaptive' or None, decoder); target-only ones alone without a draft."""
+def candidates(target, draft, args, ks, sigmas, budgets=None):
+    """name -> (rollout, sigma or None, K or 'adaptive' or None, decoder); target-only ones alone without a draft.
+    With budgets the speculative candidates are budget_candidates, not the fixed sigmas."""
     out = {}
+    sigmas = () if budgets else sigmas
     for kind in ROLLOUTS:
         rollout = RolloutOptions(kind, args.cache_max_tokens, args.cache_stats) if kind == "cached" else RolloutOptions()
         out[f"target_{kind}"] = (kind, None, None, TargetOnlyDecoder(target, rollout))
@@ -128,6 +143,30 @@ def candidates(target, draft, args, ks, sigmas):
     other = next(stats for stats in CACHE_STATS if stats != args.cache_stats)
     out[f"target_cached_{other}"] = ("cached", None, None,
                                      TargetOnlyDecoder(target, RolloutOptions("cached", args.cache_max_tokens, other)))
+    return {**out, **budget_candidates(target, draft, args, max(ks), budgets or [])}
+
+
+def budget_candidates(target, draft, args, k_max, budgets):
+    """spec_cached_budget<B>: speculative `cached` with the sigma and K (1..k_max or adaptive) that the
+    calibration on validation windows chooses for an MSE budget of B percent (speculative/calibration.py)."""
+    if not budgets:
+        return {}
+    rollout = RolloutOptions("cached", args.cache_max_tokens, args.cache_stats)
+    base = dataclasses.replace(SpecConfig.of(args), k=k_max, adaptive=False)
+    batches = calibration_batches(args, next(target.parameters()).device)
+    settings, seconds = measure_settings(target, draft, base, rollout, batches, args.test_pred_len,
+                                         args.spec_calib_sigmas)
+    print(f"calibration: {seconds:.1f} s on {sum(len(x) for x, _, _ in batches)} validation windows (untimed)")
+    out = {}
+    for budget in budgets:
+        result = Calibration(budget, sum(len(x) for x, _, _ in batches), seconds, settings, choose(settings, budget))
+        chosen = result.chosen
+        print(f"budget {budget:g}%: "
+              + (f"sigma {chosen.sigma:g}, K {chosen.k}, accept {chosen.acceptance_pct:.1f}%, MSE "
+                 f"{chosen.mse_increase_pct:+.2f}% (upper 95% {chosen.mse_increase_upper_pct:+.2f}%), predicted "
+                 f"x{chosen.predicted_speedup:.2f}" if chosen else "nothing within it: target-only steps"))
+        decoder = SpeculativeDecoder(target, draft, result.config(base), rollout)
+        out[f"spec_cached_budget{budget:g}"] = ("cached", chosen and chosen.sigma, chosen.k if chosen else 0, decoder)
     return out
 
 
@@ -203,7 +242,7 @@ def grid_rows(cands, seconds, preds, truth, batch_size, horizon):
     rows = []
     for name, (rollout, sigma, k, decoder) in cands.items():
         row = dict(batch_size=batch_size, horizon=horizon, candidate=name, rollout=rollout, sigma=sigma or "",
-                   k=k if k else 0,
+                   k=k if k else 0, mse_budget=name.removeprefix("spec_cached_budget") if "budget" in name else "",
                    per_batch_s=median[name], speedup_vs_sliding=median["target_sliding"] / median[name],
                    speedup_vs_cached=median["target_cached"] / median[name],
                    speedup_same_rollout=median[f"target_{rollout}"] / median[name],
@@ -265,11 +304,12 @@ def plot(rows, path, ks):
     fig, axes = plt.subplots(1, len(batch_sizes), figsize=(5 * len(batch_sizes), 4), squeeze=False)
     positions = {k: i for i, k in enumerate(ks + ["adaptive"])}
     for ax, batch_size in zip(axes[0], batch_sizes):
-        lines = sorted({(r["rollout"], r["horizon"], r["sigma"]) for r in rows if r["k"] in positions})
+        lines = sorted({(r["rollout"], r["horizon"], r["sigma"]) for r in rows
+                        if r["k"] in positions and not r["mse_budget"]})
         for rollout, horizon, sigma in lines:
             points = [(positions[r["k"]], r["speedup_vs_cached"]) for r in rows
                       if (r["batch_size"], r["rollout"], r["horizon"], r["sigma"]) == (batch_size, rollout, horizon, sigma)
-                      and r["k"] in positions]
+                      and r["k"] in positions and not r["mse_budget"]]
             ax.plot(*zip(*points), marker="o", label=f"speculative {rollout}, H {horizon}, sigma {sigma:g}")
         ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="target-only cached")
         ax.set_xticks(range(len(positions)), [str(k) for k in positions])
@@ -292,7 +332,8 @@ def main(argv=None):
     grid = [(b, h) for b in bench.batch_sizes for h in bench.horizons]
     rows = []
     for batch_size, horizon in tqdm(grid, desc="speedup grid"):
-        cands = candidates(target, draft, args, bench.ks, bench.sigmas)
+        args.batch_size, args.test_pred_len = batch_size, horizon
+        cands = candidates(target, draft, args, bench.ks, bench.sigmas, bench.mse_budgets)
         batches = test_batches(args, batch_size, horizon, bench.n_batches, device)
         seconds, preds = measure(cands, batches, horizon, device)
         truth = torch.cat([y for _, y, _ in batches])
