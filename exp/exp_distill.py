@@ -52,6 +52,11 @@ class ExpDistill(ExpForecast):
             return self.teacher(x, stats=stats).mean
         return TargetOnlyDecoder(self.teacher).generate(x, self.bare_model.output_len, range(len(x)))
 
+    def _validation_reference(self, x, y):
+        """--distill_vali teacher: the teacher's forecast, so that early stopping keeps the student closest to
+        the teacher (what a draft is for); truth (the default): y."""
+        return self._teacher_forecast(x) if self.args.distill_vali == "teacher" else y
+
     def _grown_by_teacher(self, x):
         """x [B, L, C] followed by --distill_rollout_patches patches of the teacher's own cached rollout, and every
         token's normalisation statistics in that rollout (None: the window's own)."""

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The whole workflow at a small size on CPU (about 1-2 minutes on 2 idle cores):
+# The whole workflow at a small size on CPU (a few minutes on 2 idle cores):
 # fetch ETTh1 -> pretrain a draft -> train a Timer-XL target -> distill the draft into the target
-# -> speculative decoding (tolerance and lossless, sliding and cached) against the target alone, and
-# a summary of what it gained.
+# -> speculative decoding (tolerance, lossless, and within an MSE budget of 1% at batch 1) against the target
+# alone, and a summary of what it gained.
 # The full-size experiments are the scripts under scripts/pretrain, scripts/supervised and scripts/distillation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,11 +13,12 @@ ensure_data ETTh1
 DATA=(--data MultivariateDatasetBenchmark --root_path ./dataset/ETT-small/ --data_path ETTh1.csv
       --seq_len 672 --test_seq_len 672 --input_token_len 96 --output_token_len 96 --use_norm --valid_last
       --num_workers 0 --checkpoints ./checkpoints/quickstart/)
-# Target sizes; the draft is the 0.25x scale of them (d_model 32, 1 head, d_ff 64).
-SIZES=(--d_model 128 --n_heads 4 --d_ff 256 --e_layers 1)
+# A deep and narrow target (8 layers of width 128): one target step costs several draft steps even at batch 1.
+# The draft is 0.25x its width and 0.125x its depth: d_model 32, 1 head, d_ff 64, 1 layer.
+SIZES=(--d_model 128 --n_heads 4 --d_ff 256 --e_layers 8 --draft_scale_e_layers 0.125)
 TRAIN=(--is_training 1 --batch_size 32 --train_epochs 3 --subset_rand_ratio 0.3 --test_pred_len 96 --test_max_batches 10)
 
-echo "== 1/4 pretrain the 0.25x draft (deterministic) =="
+echo "== 1/4 pretrain the draft (deterministic) =="
 PRETRAIN=(--task_name pretrain --model timer_xl_draft --model_id draft_pretrain_ETTh1_025x "${DATA[@]}" "${SIZES[@]}" "${TRAIN[@]}" --cosine --tmax 3)
 run_py "${PRETRAIN[@]}"
 draft_ckpt=./checkpoints/quickstart/$(setting_of "${PRETRAIN[@]}")/checkpoint.pth
@@ -28,31 +29,31 @@ run_py "${TARGET[@]}"
 target_setting=$(setting_of "${TARGET[@]}")
 target_ckpt=./checkpoints/quickstart/$target_setting/checkpoint.pth
 
-echo "== 3/4 distill a stochastic draft from the target =="
+echo "== 3/4 distill a stochastic draft from the target, on the target's own 7-patch rollouts =="
 DISTILL=(--task_name forecast --model timer_xl_draft --model_id ETTh1_draft_distill_stochastic_from_target_ETTh1
-         "${DATA[@]}" "${SIZES[@]}" "${TRAIN[@]}" --learning_rate 0.0005 --cosine --tmax 3
-         --distill --distill_target_model timer_xl --distill_target_ckpt "$target_ckpt"
+         "${DATA[@]}" "${SIZES[@]}" "${TRAIN[@]}" --learning_rate 0.001 --cosine --tmax 3
+         --distill --distill_target_model timer_xl --distill_target_ckpt "$target_ckpt" --distill_rollout_patches 7
          --adaptation --pretrain_model_path "$draft_ckpt" --draft_stochastic)
 run_py "${DISTILL[@]}"
 distilled_ckpt=./checkpoints/quickstart/$(setting_of "${DISTILL[@]}")/checkpoint.pth
 
-echo "== 4/4 speculative decoding at horizon 720 vs the target alone, in both rollouts =="
+echo "== 4/4 speculative decoding at horizon 720 vs the target alone =="
 SPEC=(--task_name forecast --model timer_xl --model_id ETTh1 "${DATA[@]}" "${SIZES[@]}" --is_training 0
-      --test_dir "$target_setting" --test_pred_len 720 --batch_size 8 --test_max_batches 5
-      --use_speculative --spec_draft_ckpt "$distilled_ckpt" --draft_stochastic --spec_k 3 --spec_compare_baseline)
-run_py "${SPEC[@]}" --rollout sliding --spec_accept_mode tolerance --spec_sigma 0.7
-run_py "${SPEC[@]}" --rollout cached --spec_accept_mode tolerance --spec_sigma 0.7 --trace_inference_breakdown
-run_py "${SPEC[@]}" --rollout cached --spec_accept_mode lossless --spec_sigma 0.7 --target_sample \
-       --spec_debug_accept --spec_debug_out spec_decoding_quickstart_stochastic_025x.csv
+      --test_dir "$target_setting" --test_pred_len 720 --use_speculative --spec_draft_ckpt "$distilled_ckpt"
+      --draft_stochastic --spec_k 3 --spec_compare_baseline)
+run_py "${SPEC[@]}" --batch_size 8 --test_max_batches 5 --rollout sliding --spec_accept_mode tolerance --spec_sigma 0.7
+run_py "${SPEC[@]}" --batch_size 8 --test_max_batches 5 --rollout cached --spec_accept_mode lossless --spec_sigma 0.7 \
+       --target_sample --spec_debug_accept --spec_debug_out spec_decoding_quickstart_stochastic_025x.csv
+# The last run: batch 1, cached rollout, sigma and K calibrated on validation windows for at most +1% MSE.
+BUDGET=(--batch_size 1 --test_max_batches 48 --rollout cached --spec_mse_budget 1 --spec_calib_windows 32
+        --spec_calib_sigmas 0.1 0.2 0.3 0.5 --trace_inference_breakdown)
+run_py "${SPEC[@]}" "${BUDGET[@]}"
 
 echo
 echo "Results (appended in $(pwd)): result_long_term_forecast.txt (accuracy), result_inference_summary.txt"
-echo "(acceptance, timing, speedup), result_inference_breakdown.txt (section times), spec_decoding_quickstart_stochastic_025x.csv."
+echo "(acceptance, timing, speedup, calibration), result_inference_breakdown.txt (section times),"
+echo "spec_decoding_quickstart_stochastic_025x.csv."
 echo
-echo "What speculative decoding gained (the target alone -> speculative, same rollout, same batches):"
+echo "What speculative decoding gained (the target alone -> speculative, same rollout, same batches; the last"
+echo "line is batch 1 within an MSE budget of 1%):"
 "$PY" scripts/analysis/speculative_summary.py
-echo
-echo "Fewer target calls per forecast is the work saved. It turns into wall-clock time when one target call"
-echo "costs much more than a draft call: a large target (8 layers), small batches, long horizons. This target is"
-echo "tiny, so here it may not. The measured speedups are in README.md (Results), made with"
-echo "scripts/benchmarks/speedup.py (its command is there; its quick mode takes a few minutes)."

@@ -213,6 +213,26 @@ def test_rollout_distillation_fits_the_teacher_on_its_own_cached_rollout(workdir
 
 
 @needs_ett
+def test_validation_against_the_teacher(workdir):
+    """--distill_vali teacher: the validation loss is the student's MSE to the teacher's forecast (last O rows,
+    --valid_last), not to the truth."""
+    teacher_path = workdir / 'teacher.pth'
+    save_teacher(teacher_path)
+    exp = make_exp(workdir, teacher_path, draft_stochastic=False, distill_vali='teacher')
+    windows = torch.utils.data.Subset(exp.datasets['val'], range(0, 80, 8))
+    loader = torch.utils.data.DataLoader(windows, batch_size=4)
+    x, y = (torch.stack([torch.as_tensor(w[i]).float() for w in windows]) for i in (0, 1))
+    with torch.no_grad():
+        exp.bare_model.eval()
+        student = exp.bare_model(x).mean[:, -96:]
+        to_teacher = nn.functional.mse_loss(student, exp.teacher(x).mean[:, -96:]).item()
+        to_truth = nn.functional.mse_loss(student, y[:, -96:]).item()
+    assert exp.vali(loader, is_test=True) == pytest.approx(to_teacher, rel=1e-5)
+    exp.args.distill_vali = 'truth'
+    assert exp.vali(loader, is_test=True) == pytest.approx(to_truth, rel=1e-5)
+
+
+@needs_ett
 def test_stochastic_student_fits_a_noisy_teacher_by_nll(workdir):
     teacher_path = workdir / 'teacher.pth'
     save_teacher(teacher_path)

@@ -100,6 +100,8 @@ def build_parser():
     a("--distill_target_e_layers", type=int, default=None, help="default: --e_layers")
     a("--draft_nll_var_reg", type=float, default=0.01)
     a("--draft_teacher_noise", type=float, default=0.05)
+    a("--distill_vali", type=str, default="truth",
+      help="what the student's validation loss (early stopping) compares with: truth or teacher")
     a("--distill_rollout_patches", type=int, default=0,
       help="distil on each window followed by this many patches of the teacher's own cached rollout (0: the window)")
     # speculative decoding

@@ -68,6 +68,7 @@ CHOICES = {
     "spec_accept_mode": ("tolerance", "lossless"),
     "rollout": ("sliding", "cached"),
     "cache_stats": ("trailing", "frozen"),
+    "distill_vali": ("truth", "teacher"),
     "activation": ("relu", "gelu"),
     "lradj": (*LRADJ_GAMMA, "constant"),
 }
@@ -180,7 +181,8 @@ NEEDS = (
     Needs(("spec_calib_windows", "spec_calib_sigmas"), lambda a: a.spec_mse_budget is not None, "--spec_mse_budget"),
     Needs(("spec_debug_out", "spec_debug_max_batches"), lambda a: a.spec_debug_accept, "--spec_debug_accept"),
     Needs(("distill_target_model", "distill_target_ckpt", "distill_target_d_model", "distill_target_n_heads",
-           "distill_target_d_ff", "distill_target_e_layers", "draft_teacher_noise", "distill_rollout_patches"),
+           "distill_target_d_ff", "distill_target_e_layers", "draft_teacher_noise", "distill_rollout_patches",
+           "distill_vali"),
           lambda a: a.distill, "--distill"),
     Needs(("draft_nll_var_reg",), lambda a: a.draft_stochastic, "--draft_stochastic"),
     Needs(("pretrain_model_path",), lambda a: a.adaptation, "--adaptation"),

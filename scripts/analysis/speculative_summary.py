@@ -19,12 +19,19 @@ DESCRIBED = ("rollout", "accept_mode", "spec_k", "target_only_calls_per_forecast
 
 
 def describe(record):
-    return (f"{record['rollout']:>7} {record['accept_mode']:>9} K {record['spec_k']}: target calls per forecast "
+    line = (f"{record['rollout']:>7} {record['accept_mode']:>9} K {record['spec_k']}: target calls per forecast "
             f"{record['target_only_calls_per_forecast']} -> {record['target_calls_per_forecast']:.2f}, "
             f"acceptance {record['acceptance_pct']:.1f}%, MSE {record['baseline_mse']:.4f} -> {record['mse']:.4f} "
             f"({record['mse_vs_target']:.4f} from the target's own forecast), "
             f"wall clock {record['baseline_per_batch_s']:.3f} s -> {record['per_batch_s']:.3f} s per batch "
             f"= {record['speedup']:.2f}x")
+    if "spec_mse_budget" in record:
+        line += (f"; MSE budget {record['spec_mse_budget']:g}% (batch {record.get('batch_size', '?')}): sigma "
+                 f"{record['chosen_sigma']:g} and K {record['chosen_k']} chosen on validation windows, test MSE "
+                 f"{record['test_mse_increase_pct']:+.2f}%")
+    if record["speedup"] <= 1.0:
+        line += " -- no gain here: speculation did not pay on this machine for this pair"
+    return line
 
 
 def main(argv=None):
