@@ -40,6 +40,13 @@ class ExpDistill(ExpForecast):
         self.teacher = build_teacher(args, self.device)
         self.noise_generator = torch.Generator(device=self.device).manual_seed(args.seed)
 
+    def _random_states(self, loader):
+        return {**super()._random_states(loader), "teacher_noise": self.noise_generator.get_state()}
+
+    def _set_random_states(self, states, loader):
+        super()._set_random_states(states, loader)
+        self.noise_generator.set_state(states["teacher_noise"])
+
     def _train_epoch(self, loader, optimizer, epoch):
         self.teacher.eval()
         return super()._train_epoch(loader, optimizer, epoch)

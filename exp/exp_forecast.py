@@ -12,7 +12,7 @@ from tqdm import tqdm
 from data_provider.data_factory import get_dataset, get_loader
 from models import build_model, n_parameters
 from speculative import RolloutOptions, TargetOnlyDecoder
-from utils.checkpoint import load_checkpoint, save_checkpoint, write_manifest
+from utils.checkpoint import atomic_write, load_checkpoint, save_checkpoint, write_manifest
 from utils.component_timer import ComponentTimer
 from utils.distributed import all_reduce_sum, barrier, init_distributed, shutdown
 from utils.failures import RunFailure
@@ -25,6 +25,7 @@ from utils.stopwatch import timed
 from utils.tools import EarlyStopping, learning_rate_at, plot_forecast, set_learning_rate
 
 FORECAST_RESULT_FILE = "result_long_term_forecast.txt"
+RESUME_FILE = "resume.pth"  # beside checkpoint.pth while a training has epochs left
 
 
 def select_device(args, dist_info):
@@ -171,10 +172,13 @@ class ExpForecast:
     def train(self, setting):
         args, rank, world = self.args, self.dist.rank, self.dist.world_size
         checkpoint = self.checkpoint = os.path.join(args.checkpoints, setting, "checkpoint.pth")
+        resume_file = os.path.join(args.checkpoints, setting, RESUME_FILE)
         loaders = {flag: get_loader(args, self.datasets[flag], flag, rank, world) for flag in ("train", "val", "test")}
         optimizer = self._optimizer()
         stopper = EarlyStopping(args.patience, save=lambda: self._save(checkpoint), verbose=self.dist.is_main)
-        for epoch in tqdm(range(args.train_epochs), desc="epochs", disable=not self.dist.is_main):
+        first_epoch = self._resume(resume_file, optimizer, stopper, loaders["train"])
+        for epoch in tqdm(range(first_epoch, args.train_epochs), desc="epochs", disable=not self.dist.is_main,
+                          initial=first_epoch, total=args.train_epochs):
             if hasattr(loaders["train"].sampler, "set_epoch"):
                 loaders["train"].sampler.set_epoch(epoch)
             start = time.time()
@@ -192,9 +196,43 @@ class ExpForecast:
                     print("Early stopping")
                 break
             set_learning_rate(optimizer, learning_rate_at(args, epoch + 1), verbose=self.dist.is_main)
+            self._save_resume_state(resume_file, epoch, optimizer, stopper, loaders["train"])
         barrier()
+        if self.dist.is_main and os.path.exists(resume_file):
+            os.remove(resume_file)
         load_checkpoint(self.bare_model, checkpoint)
         return self.model
+
+    def _random_states(self, loader):
+        """The generators that training draws from: the shuffling of the train loader and torch's global one."""
+        return {"torch": torch.get_rng_state(), "shuffle": loader.generator.get_state() if loader.generator else None}
+
+    def _set_random_states(self, states, loader):
+        torch.set_rng_state(states["torch"])
+        if loader.generator is not None:
+            loader.generator.set_state(states["shuffle"])
+
+    def _save_resume_state(self, path, epoch, optimizer, stopper, loader):
+        """After every finished epoch: what a training killed later needs to go on from the next one."""
+        if not self.dist.is_main:
+            return
+        state = dict(epoch=epoch, model=self.bare_model.state_dict(), optimizer=optimizer.state_dict(),
+                     best=stopper.best, counter=stopper.counter, random=self._random_states(loader))
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+    def _resume(self, path, optimizer, stopper, loader):
+        """The first epoch to train: 0, or the one after the last finished epoch of a training into this folder
+        that stopped before its end (its weights, optimiser, early-stopping and random states restored)."""
+        if self.args.overwrite_checkpoint or not os.path.isfile(path):
+            return 0
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.bare_model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        stopper.best, stopper.counter = state["best"], state["counter"]
+        self._set_random_states(state["random"], loader)
+        if self.dist.is_main:
+            print(f"resuming from {path}: epochs 1-{state['epoch'] + 1} of {self.args.train_epochs} are done")
+        return state["epoch"] + 1
 
     # ---------------------------------------------------------------- test
     def _target_only(self, model):

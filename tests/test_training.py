@@ -17,7 +17,7 @@ import torch.serialization
 import run
 from conftest import cli_args, make_args, write_csv
 from data_provider.data_factory import get_loader
-from exp.exp_forecast import FORECAST_RESULT_FILE, ExpForecast
+from exp.exp_forecast import FORECAST_RESULT_FILE, RESUME_FILE, ExpForecast
 from models import build_model
 from utils.checkpoint import CheckpointMismatch, load_checkpoint, save_checkpoint
 from utils.failures import RunFailure
@@ -139,6 +139,42 @@ def test_training_lowers_validation_loss_and_returns_best_model(workdir, capsys)
     printed = [float(v) for v in re.findall(r'Vali Loss: (\S+)', capsys.readouterr().out)]
     assert len(printed) == 4
     assert after == pytest.approx(min(printed), abs=1e-6)  # the best epoch's weights are reloaded
+
+
+def test_a_training_stopped_after_an_epoch_resumes_there_to_the_same_weights(workdir, monkeypatch, capsys):
+    """A run killed during epoch 3 of 4 keeps resume.pth of epoch 2; the same command then trains epochs 3-4 only
+    and ends with the weights, the best epoch and the file of an uninterrupted run (dropout on: the random
+    states are restored too)."""
+    flags = toy_flags(workdir, train_epochs=4, patience=10, dropout=0.3, lradj='type3')
+
+    def trained(checkpoints, stop_in_epoch=None):
+        args = run.parse_args(argv(**{**flags, 'checkpoints': str(workdir / checkpoints)}))
+        run.seed_everything(args.seed)
+        exp = ExpForecast(args)
+        if stop_in_epoch is not None:
+            original = ExpForecast._train_epoch
+
+            def stopping(self, loader, optimizer, epoch):
+                if epoch == stop_in_epoch:
+                    raise KeyboardInterrupt
+                return original(self, loader, optimizer, epoch)
+            monkeypatch.setattr(ExpForecast, '_train_epoch', stopping)
+            with pytest.raises(KeyboardInterrupt):
+                exp.train(make_setting(args, 0))
+            monkeypatch.setattr(ExpForecast, '_train_epoch', original)
+            return os.path.join(args.checkpoints, make_setting(args, 0))
+        exp.train(make_setting(args, 0))
+        return snapshot(exp.bare_model), os.path.join(args.checkpoints, make_setting(args, 0))
+
+    uninterrupted, _ = trained('whole')
+    folder = trained('split', stop_in_epoch=2)
+    assert os.path.isfile(os.path.join(folder, RESUME_FILE))
+    capsys.readouterr()
+    resumed, folder = trained('split')
+    out = capsys.readouterr().out
+    assert 'epochs 1-2 of 4 are done' in out and len(re.findall(r'Vali Loss', out)) == 2
+    assert states_equal(resumed, uninterrupted)
+    assert not os.path.exists(os.path.join(folder, RESUME_FILE))
 
 
 @pytest.mark.parametrize('is_test', [False, True], ids=['all-rows', 'last-O-rows'])
