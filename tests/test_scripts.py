@@ -34,8 +34,16 @@ def speedup_flags():
     return {option.lstrip('-') for action in bench_parser()._actions for option in action.option_strings}
 
 
+def own_flags(script):
+    """The flags of a Python script that the shell scripts call, from its --help."""
+    done = subprocess.run([sys.executable, script, '--help'], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return set(re.findall(r'--(\w+)', done.stdout))
+
+
 def test_every_script_parses_and_uses_only_run_py_flags():
-    known = run_py_flags() | speedup_flags()
+    known = run_py_flags() | speedup_flags() | own_flags('scripts/analysis/cached_accuracy.py') | \
+        own_flags('scripts/analysis/draft_vs_target.py')
     assert len(SCRIPTS) >= 37
     for path in SCRIPTS:
         done = subprocess.run(['bash', '-n', str(path)], capture_output=True, text=True)
