@@ -16,6 +16,7 @@ building the speculative rollout of the batch (`cached`: one prefill per model; 
 draft: (K+1) / (c + v(K))): the most this pair can gain at that K, before prefills.
 """
 import os
+import statistics
 import sys
 
 import torch
@@ -62,7 +63,8 @@ def cost_rows(target, draft, args, bench, device):
             decoder = SpeculativeDecoder(target, draft, config, RolloutOptions(rollout, cache_stats=args.cache_stats))
             decoder.sample_costs(x.to(device), HORIZON, bench.repeats)
             costs = decoder.costs
-            cells = [with_range(costs, "c", 3)] + [with_range(costs, f"v({k})", 2) for k in bench.ks]
+            step_ms = 1000 * statistics.median(repeat.verify_s[0] for repeat in costs.repeats)
+            cells = [f"{step_ms:.2f}", with_range(costs, "c", 3)] + [with_range(costs, f"v({k})", 2) for k in bench.ks]
             cells += [f"{costs.median['prefill']:.2f}"] + [f"{costs.speedup(1.0, k):.2f}" for k in bench.ks]
             yield [rollout, str(batch_size), *cells]
 
@@ -80,7 +82,7 @@ def main(argv=None):
     draft = build_model(args.spec_draft_model, args).to(device).eval()
     print(f"target {args.model}: {n_parameters(target):,} parameters; draft {args.spec_draft_model}: "
           f"{n_parameters(draft):,} parameters; {args.n_vars} variables, context {args.seq_len}, {bench.device}")
-    head = ["rollout", "batch", "c (range)"] + [f"v({k}) (range)" for k in bench.ks] + ["prefill"]
+    head = ["rollout", "batch", "target step ms", "c (range)"] + [f"v({k}) (range)" for k in bench.ks] + ["prefill"]
     head += [f"S(a=1, K={k})" for k in bench.ks]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for row in cost_rows(target, draft, args, bench, device):
