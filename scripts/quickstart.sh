@@ -15,11 +15,13 @@ DATA=(--data MultivariateDatasetBenchmark --root_path ./dataset/ETT-small/ --dat
       --num_workers 0 --checkpoints ./checkpoints/quickstart/)
 # A deep and narrow target (8 layers of width 128): one target step costs several draft steps even at batch 1.
 # The draft is 0.25x its width and 0.125x its depth: d_model 32, 1 head, d_ff 64, 1 layer.
-SIZES=(--d_model 128 --n_heads 4 --d_ff 256 --e_layers 8 --draft_scale_e_layers 0.125)
+SIZES=(--d_model 128 --n_heads 4 --d_ff 256 --e_layers 8)
+DRAFT_DEPTH=(--draft_scale_e_layers 0.125)
 TRAIN=(--is_training 1 --batch_size 32 --train_epochs 3 --subset_rand_ratio 0.3 --test_pred_len 96 --test_max_batches 10)
 
 echo "== 1/4 pretrain the draft (deterministic) =="
-PRETRAIN=(--task_name pretrain --model timer_xl_draft --model_id draft_pretrain_ETTh1_025x "${DATA[@]}" "${SIZES[@]}" "${TRAIN[@]}" --cosine --tmax 3)
+PRETRAIN=(--task_name pretrain --model timer_xl_draft --model_id draft_pretrain_ETTh1_025x "${DATA[@]}" "${SIZES[@]}"
+          "${DRAFT_DEPTH[@]}" "${TRAIN[@]}" --cosine --tmax 3)
 run_py "${PRETRAIN[@]}"
 draft_ckpt=./checkpoints/quickstart/$(setting_of "${PRETRAIN[@]}")/checkpoint.pth
 
@@ -31,14 +33,14 @@ target_ckpt=./checkpoints/quickstart/$target_setting/checkpoint.pth
 
 echo "== 3/4 distill a stochastic draft from the target, on the target's own 7-patch rollouts =="
 DISTILL=(--task_name forecast --model timer_xl_draft --model_id ETTh1_draft_distill_stochastic_from_target_ETTh1
-         "${DATA[@]}" "${SIZES[@]}" "${TRAIN[@]}" --learning_rate 0.001 --cosine --tmax 3
+         "${DATA[@]}" "${SIZES[@]}" "${DRAFT_DEPTH[@]}" "${TRAIN[@]}" --learning_rate 0.001 --cosine --tmax 3
          --distill --distill_target_model timer_xl --distill_target_ckpt "$target_ckpt" --distill_rollout_patches 7
          --adaptation --pretrain_model_path "$draft_ckpt" --draft_stochastic)
 run_py "${DISTILL[@]}"
 distilled_ckpt=./checkpoints/quickstart/$(setting_of "${DISTILL[@]}")/checkpoint.pth
 
 echo "== 4/4 speculative decoding at horizon 720 vs the target alone =="
-SPEC=(--task_name forecast --model timer_xl --model_id ETTh1 "${DATA[@]}" "${SIZES[@]}" --is_training 0
+SPEC=(--task_name forecast --model timer_xl --model_id ETTh1 "${DATA[@]}" "${SIZES[@]}" "${DRAFT_DEPTH[@]}" --is_training 0
       --test_dir "$target_setting" --test_pred_len 720 --use_speculative --spec_draft_ckpt "$distilled_ckpt"
       --draft_stochastic --spec_k 3 --spec_compare_baseline)
 run_py "${SPEC[@]}" --batch_size 8 --test_max_batches 5 --rollout sliding --spec_accept_mode tolerance --spec_sigma 0.7
