@@ -41,13 +41,13 @@ checkpoint_of() {
   echo "checkpoints/$setting/checkpoint.pth"
 }
 
-# train GPUS FLAGS...: run.py FLAGS unless their checkpoint exists (TRAIN=1 retrains);
-# GPUS > 1 runs torchrun with --ddp.
+# train GPUS FLAGS...: run.py FLAGS unless their checkpoint exists and its training finished (a resume.pth beside
+# it: the training stopped early and resumes); TRAIN=1 retrains. GPUS > 1 runs torchrun with --ddp.
 train() {
   local gpus=$1 ckpt
   shift
   ckpt=$(checkpoint_of "$@") || return 1
-  if [ "${TRAIN:-0}" != 1 ] && [ -f "$ckpt" ]; then
+  if [ "${TRAIN:-0}" != 1 ] && [ -f "$ckpt" ] && [ ! -f "$(dirname "$ckpt")/resume.pth" ]; then
     echo "$ckpt exists; not retraining (TRAIN=1 retrains)"
   elif [ "$gpus" -gt 1 ]; then
     "$PY" -m torch.distributed.run --nproc_per_node "$gpus" run.py --ddp "$@" "${EXTRA_ARGS[@]}"

@@ -151,6 +151,10 @@ def test_distill_script_makes_target_and_draft_first_then_distils(tmp_path, data
     assert repo.run(DISTILL.format(data))[1] == []
     (_, again), = repo.run(DISTILL.format(data), TRAIN='1')[1]
     assert flag(again, '--model_id') == flag(distill, '--model_id')
+    # A distillation stopped after an epoch (its resume.pth is there) is run again: it resumes.
+    (tmp_path / 'checkpoints' / flag(distill, '--model_id') / 'resume.pth').touch()
+    (_, resumed), = repo.run(DISTILL.format(data))[1]
+    assert resumed == distill[:-2]  # the same flags, without this run's EXTRA_ARGS
 
 
 def test_spec_test_script_makes_what_is_missing_then_compares(tmp_path):
