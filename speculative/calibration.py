@@ -99,6 +99,8 @@ def measure_settings(target, draft, base, rollout, batches, horizon, sigmas):
     target_err = _squared_errors(TargetOnlyDecoder(target, rollout), batches, horizon)
     meter = SpeculativeDecoder(target, draft, base, rollout)
     meter.sample_costs(batches[0][0], horizon, repeats=3)
+    for x, _, _ in batches[1:]:  # one more repeat per batch: costs spread over the calibration
+        meter.sample_costs(x, horizon)
     settings = []
     for sigma, k in grid(sigmas, base.k):
         config = dataclasses.replace(base, sigma=sigma, k=base.k if k == ADAPTIVE else k, adaptive=k == ADAPTIVE)

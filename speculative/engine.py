@@ -54,6 +54,11 @@ class SpeculativeDecoder:
         self.tracer = SectionTimer(device, trace)
         self.proposer = DraftProposer(self.config, self.counters, self.tracer)
 
+    @property
+    def proposing_draft(self):
+        """The draft, or None with K = 0 (plain target steps: no draft cache is built)."""
+        return self.draft if self.config.k else None
+
     @torch.no_grad()
     def generate(self, x, horizon, sample_ids, batch_idx=0):
         """Forecast `horizon` steps for x [B, L, C]; sample_ids are the samples' global indices.
@@ -61,7 +66,8 @@ class SpeculativeDecoder:
         n_patches = math.ceil(horizon / self.config.patch_len)
         if self.costs is None:
             self.sample_costs(x, horizon, WARM_UP_REPEATS)
-        rollout = make_rollout(self.rollout, self.target, self.draft, x, n_patches, self.config.k, self.tracer)
+        rollout = make_rollout(self.rollout, self.target, self.proposing_draft, x, n_patches, self.config.k,
+                               self.tracer)
         out = x.new_full((x.shape[0], n_patches * self.config.patch_len, x.shape[2]), float("nan"))
         active = torch.arange(x.shape[0], device=x.device)
         generators, ids = sample_generators(self.config.seed, sample_ids), list(sample_ids)
@@ -89,7 +95,7 @@ class SpeculativeDecoder:
         n_patches = math.ceil(horizon / self.config.patch_len)
 
         def build(with_draft):
-            draft, k = (self.draft, self.config.k) if with_draft else (None, 0)
+            draft, k = (self.proposing_draft, self.config.k) if with_draft else (None, 0)
             return make_rollout(self.rollout, self.target, draft, x, n_patches, k, SectionTimer())
 
         if self.costs is None:

@@ -108,7 +108,7 @@ class StepCosts:
     @property
     def problems(self):
         """The impossible medians, as 'c=0' or 'v(1)=0.1812'; empty when the costs can be trusted."""
-        found = [] if self.c > 0 else [f"c={self.c:.4g}"]
+        found = [] if self.c > 0 or self.k_max == 0 else [f"c={self.c:.4g}"]
         return found + [f"v({k})={self.v(k):.4g}" for k in range(1, self.k_max + 1) if not self.v(k) >= 1]
 
     def speedup(self, alpha, k):
@@ -175,4 +175,4 @@ def time_calls(build, k_max, device):
         return rollout.draft_block(rows, k_max) if rollout.one_call_draft else rollout.draft_next(rows)
 
     verify_s = tuple(seconds(lambda k=k: verify(k)) for k in range(k_max + 1))
-    return Repeat(seconds(draft), verify_s, prefill_s, target_prefill_s)
+    return Repeat(seconds(draft) if k_max else 0.0, verify_s, prefill_s, target_prefill_s)

@@ -9,7 +9,7 @@ import torch
 import run
 from conftest import make_args
 from models import build_model
-from speculative import RolloutOptions, SpecConfig
+from speculative import RolloutOptions, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder
 from speculative import calibration as calibration_module
 from speculative.calibration import ADAPTIVE, calibrate, mse_increase_with_upper_bound
 from test_exp_speculative import ETT_ROOT, ckpts, cwd, spec_argv  # noqa: F401 (fixtures)
@@ -93,3 +93,17 @@ def test_a_budget_run_records_its_calibration_and_reuses_it(ckpts, cwd, capsys):
     assert 'calibration read from' in capsys.readouterr().out and len(list(ckpts.glob('calibration-*.json'))) == 1
     run.main(spec_argv(ckpts, **{**flags, 'spec_mse_budget': 1}))  # another budget: another calibration
     assert len(list(ckpts.glob('calibration-*.json'))) == 2
+
+
+@torch.no_grad()
+def test_k_0_decodes_target_only_steps_without_touching_the_draft():
+    """The fallback when nothing is within the budget: K = 0 is the target alone, the draft never called."""
+    target, draft = shifted_pair(0.3)
+    calls = []
+    draft.register_forward_pre_hook(lambda module, inputs: calls.append(1))
+    decoder = SpeculativeDecoder(target, draft, SpecConfig(k=0, patch_len=P), RolloutOptions('cached'))
+    (x, _, ids), = batches(1)
+    out = decoder.generate(x, 6 * P, ids)
+    torch.testing.assert_close(out, TargetOnlyDecoder(target, RolloutOptions('cached')).generate(x, 6 * P, ids),
+                               rtol=0, atol=1e-6)
+    assert calls == [] and decoder.counters.draft_calls == 0 and decoder.costs.problems == []
