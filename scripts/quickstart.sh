@@ -33,7 +33,8 @@ target_ckpt=./checkpoints/quickstart/$target_setting/checkpoint.pth
 
 echo "== 3/4 distill a stochastic draft from the target, on the target's own 7-patch rollouts =="
 DISTILL=(--task_name forecast --model timer_xl_draft --model_id ETTh1_draft_distill_stochastic_from_target_ETTh1
-         "${DATA[@]}" "${SIZES[@]}" "${DRAFT_DEPTH[@]}" "${TRAIN[@]}" --learning_rate 0.001 --cosine --tmax 2
+         "${DATA[@]}" "${SIZES[@]}" "${DRAFT_DEPTH[@]}" "${TRAIN[@]}" --learning_rate 0.001
+         --train_epochs 4 --subset_rand_ratio 0.5 --cosine --tmax 4 --distill_vali teacher --patience 4
          --distill --distill_target_model timer_xl --distill_target_ckpt "$target_ckpt" --distill_rollout_patches 7
          --adaptation --pretrain_model_path "$draft_ckpt" --draft_stochastic)
 run_py "${DISTILL[@]}"
@@ -49,8 +50,8 @@ run_py "${SPEC[@]}" --batch_size 8 --test_max_batches 5 --rollout sliding --spec
 run_py "${SPEC[@]}" --batch_size 8 --test_max_batches 5 --rollout cached --spec_accept_mode lossless --spec_sigma 0.1 \
        --target_sample --spec_debug_accept --spec_debug_out spec_decoding_quickstart_stochastic_025x.csv
 # The last run: batch 1, cached rollout, sigma and K calibrated on validation windows for at most +1% MSE.
-BUDGET=(--batch_size 1 --test_max_batches 32 --rollout cached --spec_mse_budget 1 --spec_calib_windows 16
-        --spec_calib_sigmas 0.2 0.5 --trace_inference_breakdown)
+BUDGET=(--batch_size 1 --test_max_batches 64 --rollout cached --spec_mse_budget 1 --spec_calib_windows 64
+        --spec_calib_sigmas 0.1 0.2 0.5 --trace_inference_breakdown)
 run_py "${SPEC[@]}" "${BUDGET[@]}"
 
 echo
