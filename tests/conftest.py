@@ -8,6 +8,7 @@ if str(REPO_ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from utils.flags import build_parser, fill_defaults  # noqa: E402
@@ -59,3 +60,11 @@ def write_csv(path, rows=400, cells=None):
         frame.loc[row, column] = value
     frame.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture
+def toy_workdir(tmp_path, monkeypatch):
+    """A fresh cwd (result files and test_results/ land here) holding the synthetic `toy.csv`."""
+    monkeypatch.chdir(tmp_path)
+    write_csv(tmp_path / 'toy.csv')
+    return tmp_path

@@ -11,7 +11,7 @@ import torch
 
 import run
 from bad_inputs import TOY, tiny
-from conftest import REPO_ROOT, cli_args, write_csv
+from conftest import REPO_ROOT, cli_args
 from exp.exp_forecast import RESUME_FILE, ExpForecast
 from utils.checkpoint import save_checkpoint
 from utils.flags import parse_flags
@@ -20,15 +20,8 @@ from utils.setting import make_setting
 BATCHES_PER_EPOCH = 7  # toy.csv's train split: 280 rows hold 209 windows of 48 + 24, in batches of 32
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    write_csv(tmp_path / 'toy.csv')
-    return tmp_path
-
-
-def toy_argv(workdir, **flags):
-    return cli_args({**TOY, 'root_path': str(workdir), 'checkpoints': str(workdir / 'checkpoints'), **flags})
+def toy_argv(toy_workdir, **flags):
+    return cli_args({**TOY, 'root_path': str(toy_workdir), 'checkpoints': str(toy_workdir / 'checkpoints'), **flags})
 
 
 def checkpoint_of(argv):
@@ -52,8 +45,8 @@ def run_failing(argv, capsys):
     return exit_info.value.code, last_line(err)
 
 
-def test_a_nan_training_loss_stops_the_run_and_keeps_the_best_checkpoint(workdir, monkeypatch, capsys):
-    argv = toy_argv(workdir, train_epochs=3)
+def test_a_nan_training_loss_stops_the_run_and_keeps_the_best_checkpoint(toy_workdir, monkeypatch, capsys):
+    argv = toy_argv(toy_workdir, train_epochs=3)
     path, saved = checkpoint_of(argv), {}
     loss, calls = ExpForecast._training_loss, []
 
@@ -72,8 +65,8 @@ def test_a_nan_training_loss_stops_the_run_and_keeps_the_best_checkpoint(workdir
     assert not os.path.exists('result_long_term_forecast.txt')
 
 
-def test_a_nan_validation_loss_saves_nothing(workdir, monkeypatch, capsys):
-    argv = toy_argv(workdir)
+def test_a_nan_validation_loss_saves_nothing(toy_workdir, monkeypatch, capsys):
+    argv = toy_argv(toy_workdir)
     monkeypatch.setattr(ExpForecast, 'vali', lambda self, loader, **kw: float('nan'))
     status, line = run_failing(argv, capsys)
     assert status == 1
@@ -81,8 +74,8 @@ def test_a_nan_validation_loss_saves_nothing(workdir, monkeypatch, capsys):
     assert not os.path.exists(checkpoint_of(argv))
 
 
-def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(workdir, monkeypatch, capsys):
-    argv = toy_argv(workdir, train_epochs=3, patience=3)
+def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(toy_workdir, monkeypatch, capsys):
+    argv = toy_argv(toy_workdir, train_epochs=3, patience=3)
     path, save, calls = checkpoint_of(argv), torch.save, []
     monkeypatch.setattr(ExpForecast, 'vali', lambda self, loader, **kw: 1.0 - 0.1 * len(calls))  # always better
 
@@ -105,31 +98,31 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(workdir, monkey
     assert torch.load(path, weights_only=True).keys() == tiny().state_dict().keys()
 
 
-def test_a_test_with_non_finite_forecasts_exits_non_zero_and_records_nothing(workdir, capsys):
+def test_a_test_with_non_finite_forecasts_exits_non_zero_and_records_nothing(toy_workdir, capsys):
     model = tiny()
     with torch.no_grad():
         model.head.weight.fill_(3e38)  # finite weights whose forecasts overflow
-    save_checkpoint(model, str(workdir / 'checkpoints' / 'target' / 'checkpoint.pth'))
-    status, line = run_failing(toy_argv(workdir, is_training=0, test_dir='target'), capsys)
+    save_checkpoint(model, str(toy_workdir / 'checkpoints' / 'target' / 'checkpoint.pth'))
+    status, line = run_failing(toy_argv(toy_workdir, is_training=0, test_dir='target'), capsys)
     assert status == 1
     assert 'test MSE of target is' in line and 'no result was recorded' in line
     assert not os.path.exists('result_long_term_forecast.txt')
 
 
-def test_ctrl_c_during_a_test_is_one_line_and_status_130(workdir, monkeypatch, capsys):
-    save_checkpoint(tiny(), str(workdir / 'checkpoints' / 'target' / 'checkpoint.pth'))
+def test_ctrl_c_during_a_test_is_one_line_and_status_130(toy_workdir, monkeypatch, capsys):
+    save_checkpoint(tiny(), str(toy_workdir / 'checkpoints' / 'target' / 'checkpoint.pth'))
 
     def interrupted(*args):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ExpForecast, '_forecast_batch', interrupted)
-    status, line = run_failing(toy_argv(workdir, is_training=0, test_dir='target'), capsys)
+    status, line = run_failing(toy_argv(toy_workdir, is_training=0, test_dir='target'), capsys)
     assert status == 130 and line.startswith('interrupted (Ctrl-C)')
 
 
-def test_ctrl_c_during_training_is_one_line_status_130_and_keeps_the_checkpoint(workdir):
-    argv = toy_argv(workdir, train_epochs=1000, patience=1000)
-    child = subprocess.Popen([sys.executable, '-u', str(REPO_ROOT / 'run.py'), *argv], cwd=workdir,
+def test_ctrl_c_during_training_is_one_line_status_130_and_keeps_the_checkpoint(toy_workdir):
+    argv = toy_argv(toy_workdir, train_epochs=1000, patience=1000)
+    child = subprocess.Popen([sys.executable, '-u', str(REPO_ROOT / 'run.py'), *argv], cwd=toy_workdir,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for line in child.stdout:

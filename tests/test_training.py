@@ -15,7 +15,7 @@ import torch
 import torch.serialization
 
 import run
-from conftest import cli_args, make_args, write_csv
+from conftest import cli_args, make_args
 from data_provider.data_factory import get_loader
 from exp.exp_forecast import FORECAST_RESULT_FILE, RESUME_FILE, ExpForecast
 from models import build_model
@@ -55,16 +55,8 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """A fresh cwd (result file and test_results/ land here) holding the synthetic `toy.csv`."""
-    monkeypatch.chdir(tmp_path)
-    write_csv(tmp_path / 'toy.csv')
-    return tmp_path
-
-
-def toy_flags(workdir, **flags):
-    paths = {'root_path': str(workdir), 'data_path': 'toy.csv', 'checkpoints': str(workdir / 'checkpoints')}
+def toy_flags(toy_workdir, **flags):
+    paths = {'root_path': str(toy_workdir), 'data_path': 'toy.csv', 'checkpoints': str(toy_workdir / 'checkpoints')}
     return {**TINY, **paths, **flags}
 
 
@@ -125,8 +117,8 @@ def test_end_to_end_etth1_train_test_reload_and_visualize(tmp_path, monkeypatch,
 
 # ---- 2. training lowers the validation loss and reloads the best model --------------------------------
 
-def test_training_lowers_validation_loss_and_returns_best_model(workdir, capsys):
-    args = run.parse_args(argv(**toy_flags(workdir, train_epochs=4, patience=10)))
+def test_training_lowers_validation_loss_and_returns_best_model(toy_workdir, capsys):
+    args = run.parse_args(argv(**toy_flags(toy_workdir, train_epochs=4, patience=10)))
     run.seed_everything(args.seed)
     exp = ExpForecast(args)
     val_loader = get_loader(args, exp.datasets['val'], 'val')
@@ -141,14 +133,14 @@ def test_training_lowers_validation_loss_and_returns_best_model(workdir, capsys)
     assert after == pytest.approx(min(printed), abs=1e-6)  # the best epoch's weights are reloaded
 
 
-def test_a_training_stopped_after_an_epoch_resumes_there_to_the_same_weights(workdir, monkeypatch, capsys):
+def test_a_training_stopped_after_an_epoch_resumes_there_to_the_same_weights(toy_workdir, monkeypatch, capsys):
     """A run killed during epoch 3 of 4 keeps resume.pth of epoch 2; the same command then trains epochs 3-4 only
     and ends with the weights, the best epoch and the file of an uninterrupted run (dropout on: the random
     states are restored too)."""
-    flags = toy_flags(workdir, train_epochs=4, patience=10, dropout=0.3, lradj='type3')
+    flags = toy_flags(toy_workdir, train_epochs=4, patience=10, dropout=0.3, lradj='type3')
 
     def trained(checkpoints, stop_in_epoch=None):
-        args = run.parse_args(argv(**{**flags, 'checkpoints': str(workdir / checkpoints)}))
+        args = run.parse_args(argv(**{**flags, 'checkpoints': str(toy_workdir / checkpoints)}))
         run.seed_everything(args.seed)
         exp = ExpForecast(args)
         if stop_in_epoch is not None:
@@ -178,9 +170,9 @@ def test_a_training_stopped_after_an_epoch_resumes_there_to_the_same_weights(wor
 
 
 @pytest.mark.parametrize('is_test', [False, True], ids=['all-rows', 'last-O-rows'])
-def test_vali_is_the_sample_weighted_mse_over_the_whole_split(workdir, is_test):
+def test_vali_is_the_sample_weighted_mse_over_the_whole_split(toy_workdir, is_test):
     """17 val windows in batches of 8 + 8 + 1: a plain mean of the batch losses would differ."""
-    args = run.parse_args(argv(**toy_flags(workdir, batch_size=8)))
+    args = run.parse_args(argv(**toy_flags(toy_workdir, batch_size=8)))
     exp = ExpForecast(args)
     dataset = exp.datasets['val']
     assert len(dataset) == 17
@@ -255,9 +247,9 @@ def test_cosine_schedule_matches_torch_including_past_tmax(lr0, tmax):
 
 @pytest.mark.parametrize('schedule', [dict(lradj='type1'), dict(lradj='type3'), dict(cosine=True, tmax=2)],
                          ids=['type1', 'type3', 'cosine-tmax2'])
-def test_train_runs_each_epoch_at_the_scheduled_rate(workdir, monkeypatch, capsys, schedule):
+def test_train_runs_each_epoch_at_the_scheduled_rate(toy_workdir, monkeypatch, capsys, schedule):
     epochs = 4
-    args = run.parse_args(argv(**toy_flags(workdir, train_epochs=epochs, patience=100, learning_rate=1e-3, **schedule)))
+    args = run.parse_args(argv(**toy_flags(toy_workdir, train_epochs=epochs, patience=100, learning_rate=1e-3, **schedule)))
     exp = ExpForecast(args)
     used = []
     train_epoch = exp._train_epoch
@@ -300,9 +292,9 @@ def test_early_stopping_first_epoch_always_saves(first_loss):
     assert saves == [True] and stopper.counter == 0 and not stopper.early_stop
 
 
-def test_train_loop_stops_early_saves_on_ties_and_reloads_the_best(workdir, monkeypatch, capsys):
+def test_train_loop_stops_early_saves_on_ties_and_reloads_the_best(toy_workdir, monkeypatch, capsys):
     """Scripted validation losses drive ExpForecast.train: 1.0, 1.0 (tie), 2.0, 3.0 -> stop after 4 epochs."""
-    args = run.parse_args(argv(**toy_flags(workdir, train_epochs=10, patience=2)))
+    args = run.parse_args(argv(**toy_flags(toy_workdir, train_epochs=10, patience=2)))
     exp = ExpForecast(args)
     scripted = iter([1.0, 1.0, 2.0, 3.0, 0.1, 0.1])
     epochs, saved = [], []
@@ -414,11 +406,11 @@ def test_head_is_mapped_to_head_mean_for_a_stochastic_draft(tmp_path, capsys):
     assert shared and all(torch.equal(got[k], src[k]) for k in shared)
 
 
-def test_adaptation_into_a_stochastic_draft_maps_the_head(workdir, capsys):
-    path = workdir / 'draft.pth'
+def test_adaptation_into_a_stochastic_draft_maps_the_head(toy_workdir, capsys):
+    path = toy_workdir / 'draft.pth'
     deterministic = tiny_model(seed=1, **DRAFT)
     save_checkpoint(deterministic, str(path))
-    args = run.parse_args(argv(**toy_flags(workdir, **DRAFT, draft_stochastic=True, adaptation=True,
+    args = run.parse_args(argv(**toy_flags(toy_workdir, **DRAFT, draft_stochastic=True, adaptation=True,
                                            pretrain_model_path=str(path))))
     exp = ExpForecast(args)
     assert capsys.readouterr().out.splitlines().count(MAPPED_LINE) == 1
@@ -474,8 +466,8 @@ def test_frozen_parameters_are_not_saved_and_may_be_missing(tmp_path):
 # ---- 7. flags at the edge of their range are accepted (bad input: tests/test_validation.py) ---------------
 
 @pytest.mark.parametrize('ratio', [1, 0.5, 1e-3])
-def test_subset_ratio_in_range_is_accepted(workdir, ratio):
-    assert run.parse_args(argv(**toy_flags(workdir, subset_rand_ratio=ratio))).subset_rand_ratio == ratio
+def test_subset_ratio_in_range_is_accepted(toy_workdir, ratio):
+    assert run.parse_args(argv(**toy_flags(toy_workdir, subset_rand_ratio=ratio))).subset_rand_ratio == ratio
 
 
 # ---- 8. metrics and the result record -----------------------------------------------------------------
