@@ -3,6 +3,8 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / 'shared'
+ETT_ROOT = SHARED / 'datasets' / 'ETT-small'
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
@@ -12,6 +14,10 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from utils.flags import build_parser, fill_defaults  # noqa: E402
+
+# Tests that read the data mirror (../shared) skip without it.
+needs_ett = pytest.mark.skipif(not (ETT_ROOT / 'ETTh1.csv').is_file(), reason=f'ETTh1.csv not found under {ETT_ROOT}')
+needs_shared = pytest.mark.skipif(not (SHARED / 'seed-README.md').is_file(), reason=f'{SHARED} not found')
 
 # Test models are tiny: one thread each is as fast and keeps parallel jobs from oversubscribing the cores.
 torch.set_num_threads(1)

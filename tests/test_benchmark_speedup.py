@@ -6,14 +6,13 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO_ROOT, cli_args, make_args
+from conftest import ETT_ROOT, REPO_ROOT, cli_args, make_args, needs_ett
 from models import build_model
 from utils.checkpoint import save_checkpoint
 
 sys.path.insert(0, str(REPO_ROOT / 'scripts' / 'benchmarks'))
 import speedup  # noqa: E402
 
-ETT_ROOT = REPO_ROOT.parent / 'shared' / 'datasets' / 'ETT-small'
 MODEL = dict(d_model=32, n_heads=2, d_ff=32, e_layers=2, seq_len=192, test_seq_len=192, input_token_len=96,
              output_token_len=96)
 
@@ -21,6 +20,7 @@ MODEL = dict(d_model=32, n_heads=2, d_ff=32, e_layers=2, seq_len=192, test_seq_l
 TTM = dict(spec_draft_model='ttm', ttm_patches=3, hidden_dim=8, layers=1, mode='common_channel')
 
 
+@needs_ett
 @pytest.mark.parametrize('draft', [{}, TTM], ids=['timer_xl_draft', 'ttm_one_call'])
 def test_quick_benchmark_rows_and_ratios(tmp_path, draft):
     draft_model = draft.get('spec_draft_model', 'timer_xl_draft')
@@ -83,6 +83,7 @@ def test_step_costs_table_for_fixed_costs(monkeypatch, draft, speedup_k2):
     assert [row[:2] for row in rows] == [['sliding', '1'], ['cached', '1'], ['sliding', '3'], ['cached', '3']]
 
 
+@needs_ett
 def test_without_a_draft_only_the_target_only_candidates_run(tmp_path):
     torch.manual_seed(0)
     save_checkpoint(build_model('timer_xl', make_args(**MODEL, use_norm=True)), str(tmp_path / 'target.pth'))
@@ -142,6 +143,7 @@ def test_measure_warms_up_untimed_then_rotates_every_candidate_through_every_pos
         assert len(seconds[name]) == n_passes
 
 
+@needs_ett
 def test_mse_budgets_add_one_calibrated_candidate_each(tmp_path, capsys):
     for name, path in (('timer_xl', 'target.pth'), ('timer_xl_draft', 'draft.pth')):
         torch.manual_seed(0)

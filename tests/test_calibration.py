@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import run
-from conftest import make_args
+from conftest import make_args, needs_ett
 from models import build_model
 from speculative import RolloutOptions, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder
 from speculative import calibration as calibration_module
@@ -70,6 +70,7 @@ def test_the_fastest_setting_within_the_budget_is_chosen(monkeypatch, budget):
     assert (result.chosen is None) == (budget < 7)  # the smallest increase of an accepting setting is about 8%
 
 
+@needs_ett
 def test_a_budget_run_records_its_calibration_and_reuses_it(ckpts, cwd, capsys):  # noqa: F811
     flags = dict(spec_mse_budget=5, spec_calib_windows=8, spec_calib_sigmas=[0.3, 3.0], spec_k=2)
     run.main(spec_argv(ckpts, **flags))

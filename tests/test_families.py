@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import run
-from conftest import cli_args, make_args
+from conftest import cli_args, make_args, needs_ett
 from data_provider.data_factory import get_loader
 from exp.exp_distill import ExpDistill
 from exp.exp_forecast import ExpForecast
@@ -368,6 +368,7 @@ TTM_SMALL = dict(hidden_dim=16, layers=1, AP_levels=1, mode='common_channel', d_
 TRAINED = {'timer': SMALL, 'timer_draft': {**SMALL, 'd_model': 64, 'n_heads': 8}, 'ttm': TTM_SMALL}
 
 
+@needs_ett
 @pytest.mark.parametrize('name', TRAINED)
 def test_training_lowers_the_loss_on_an_etth1_slice(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -402,6 +403,7 @@ def checkpoints(tmp_path_factory):
     return root
 
 
+@needs_ett
 def test_ttm_distils_the_targets_rollout(checkpoints, tmp_path, monkeypatch):
     """A one-call student fits the teacher's target-only rollout of its K patches (not the teacher's
     next-token rows), starting from a deterministic TTM mapped into a stochastic one."""
@@ -432,6 +434,7 @@ def tiny_ttm():
     return build_model('ttm', make_args(**{**BASE, **ETTH1, 'model': 'ttm', **TTM_SMALL}))
 
 
+@needs_ett
 @pytest.mark.parametrize('rollout', ['sliding', 'cached'])
 def test_ttm_serves_as_spec_draft_model_from_the_targets_flags(checkpoints, tmp_path, monkeypatch, rollout):
     """The draft is built from the target's flags (--output_token_len 96) and its own TTM flags;
@@ -489,6 +492,7 @@ def new_family(tmp_path, monkeypatch):
     models.families.cache_clear()
 
 
+@needs_ett
 def test_a_new_family_is_one_file(new_family, checkpoints, tmp_path, monkeypatch):
     """Registry, validation, setting name, checkpoint checks, component timer and the engine take
     models/wide_timer.py as it is: it serves as a draft in both rollouts, and its checkpoint where a

@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO_ROOT, cli_args, make_args
+from conftest import REPO_ROOT, cli_args, make_args, needs_ett
 from models import build_model
 from utils.checkpoint import save_checkpoint
 
@@ -100,6 +100,7 @@ def refuse_work(monkeypatch, script):
         monkeypatch.setattr(script, name, started, raising=False)
 
 
+@needs_ett
 @pytest.mark.parametrize('script, flags, named', [(c[0], c[3], c[4]) for c in CASES],
                          ids=[f'{c[1]}: {c[2]}' for c in CASES])
 def test_bad_input_is_one_line_and_exit_2(script, flags, named, ckpts, capsys, monkeypatch):
@@ -115,6 +116,7 @@ def test_analysis_scripts_bad_input(script, argv, named, capsys):
     assert_refused(script, argv, named, capsys)
 
 
+@needs_ett
 def test_the_good_flags_pass(ckpts):
     """The flags the cases above start from are accepted (so each case is refused for its one mistake)."""
     bench, args = speedup.parse(cli_args(checked(ckpts, quick=True)))

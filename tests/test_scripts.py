@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, needs_shared
 
 SEED_README = REPO_ROOT.parent / 'shared' / 'seed-README.md'
 SCRIPTS = sorted(REPO_ROOT.glob('scripts/**/*.sh'))
@@ -60,6 +60,7 @@ def test_flag_check_finds_a_flag_run_py_lacks(tmp_path):
     assert script_flags(script) - run_py_flags() == {'no_such_flag'}
 
 
+@needs_shared
 def test_seed_readme_scripts_exist():
     text = SEED_README.read_text()
     paths = set(re.findall(r'scripts/[\w./-]+\.sh', text))
