@@ -140,14 +140,12 @@ class ExpForecast:
             x = x.float().to(self.device)
             output = self.model(x).mean
             y = y.float().to(self.device)
-            if not aligned_test:
-                y = self._validation_reference(x, y)
             if aligned_test:  # the first rows of the last label window line up with the last token's forecast
                 first = y.shape[1] - horizon
                 last = output.shape[1] - self.args.output_token_len
                 output, y = self._slice(output[:, last:last + rows]), self._slice(y[:, first:first + rows])
             else:
-                output, y = self._slice(output, is_test), self._slice(y, is_test)
+                output, y = self._slice(output, is_test), self._slice(self._validation_reference(x, y), is_test)
             total += nn.functional.mse_loss(output, y).item() * x.shape[0]
             count += x.shape[0]
         total, count = all_reduce_sum([total, count], self.device)

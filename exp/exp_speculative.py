@@ -17,15 +17,14 @@ record gets the test's MSE increase.
 import hashlib
 import json
 import os
-from dataclasses import asdict
 
 from exp.exp_forecast import ExpForecast
 from models import build_model
 from speculative import RolloutOptions, SpecConfig, SpeculativeDecoder
-from speculative.calibration import Calibration, Setting, calibrate, calibration_batches
+from speculative.calibration import Calibration, calibrate, calibration_batches
 from speculative.debug_rows import debug_rows
 from speculative.speed_model import speed_report
-from utils.checkpoint import atomic_write, load_checkpoint
+from utils.checkpoint import load_checkpoint
 from utils.metrics import StreamingMetrics
 from utils.spec_report import (BREAKDOWN_FILE, SUMMARY_FILE, write_debug_csv, write_speculative_breakdown,
                                write_speculative_summary)
@@ -64,17 +63,14 @@ class ExpSpeculative(ExpForecast):
         path = os.path.join(os.path.dirname(os.path.abspath(self.args.spec_draft_ckpt)),
                             f"calibration-{self._calibration_key()}.json")
         if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                saved = json.load(f)
-            saved["settings"] = [Setting(**s) for s in saved["settings"]]
-            saved["chosen"] = None if saved["chosen"] is None else Setting(**saved["chosen"])
-            print(f"calibration read from {path} (measured in {saved['seconds']:.1f} s)")
-            return Calibration(**saved)
+            calibration = Calibration.load(path)
+            print(f"calibration read from {path} (measured in {calibration.seconds:.1f} s)")
+            return calibration
         args = self.args
         calibration = calibrate(model, self.draft, SpecConfig.of(args), RolloutOptions.of(args),
                                 calibration_batches(args, self.device), args.test_pred_len, args.spec_mse_budget,
                                 args.spec_calib_sigmas)
-        atomic_write(path, lambda tmp: _write_json(tmp, asdict(calibration)))
+        calibration.save(path)
         print(f"calibration: {calibration.seconds:.1f} s on {calibration.windows} validation windows, "
               f"apart from the test; saved to {path}")
         for s in calibration.settings:
@@ -149,8 +145,3 @@ class ExpSpeculative(ExpForecast):
             write_speculative_breakdown(BREAKDOWN_FILE, setting, self.decoder.tracer)
         if args.spec_debug_accept:
             write_debug_csv(args.spec_debug_out, self.debug_rows)
-
-
-def _write_json(path, value):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=1)

@@ -7,10 +7,11 @@ step s denormalised, with set s."""
 import torch
 
 
-def instance_stats(x, eps=1e-5):
-    """x: [B, L, C] -> (mean, std) [B, 1, C]: mean detached, std = sqrt(population variance + eps), not detached."""
-    mean = x.mean(dim=1, keepdim=True).detach()
-    std = torch.sqrt(torch.var(x - mean, dim=1, keepdim=True, unbiased=False) + eps)
+def instance_stats(x, eps=1e-5, dim=1):
+    """x: [B, L, C] -> (mean, std) [B, 1, C] (over `dim`, kept): mean detached, std = sqrt(population variance
+    + eps), not detached."""
+    mean = x.mean(dim=dim, keepdim=True).detach()
+    std = torch.sqrt(torch.var(x - mean, dim=dim, keepdim=True, unbiased=False) + eps)
     return mean, std
 
 
@@ -19,9 +20,7 @@ def trailing_stats(series, ends, length, eps=1e-5):
     the statistics a window of `length` points ending there normalises with (as instance_stats)."""
     windows = series.unfold(1, length, 1)  # a view: windows[b, s] holds points s .. s+length-1, [C, length]
     picked = windows[torch.arange(series.shape[0], device=ends.device)[:, None], ends - length]  # [B, W, C, length]
-    mean = picked.mean(dim=-1)
-    std = torch.sqrt(torch.var(picked - mean[..., None], dim=-1, unbiased=False) + eps)
-    return mean, std
+    return tuple(s.squeeze(-1) for s in instance_stats(picked, eps, dim=-1))
 
 
 def rollout_stats(series, context_len, patch_len):

@@ -12,8 +12,10 @@ is within the budget; when none is, target-only decoding (K = 0). Lossless accep
 distribution whatever σ, so its increase is only sampling noise; the budget is meant for tolerance.
 """
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -21,6 +23,7 @@ from data_provider.data_factory import spread_loader
 from speculative.engine import SpeculativeDecoder
 from speculative.speed_model import predicted_speedup
 from speculative.target_only import TargetOnlyDecoder
+from utils.checkpoint import atomic_write
 
 BOOTSTRAP = 1000
 ADAPTIVE = "adaptive"
@@ -52,6 +55,16 @@ class Calibration:
         adaptive = self.chosen.k == ADAPTIVE
         return dataclasses.replace(base, sigma=self.chosen.sigma, k=base.k if adaptive else self.chosen.k,
                                    adaptive=adaptive)
+
+    def save(self, path):
+        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(dataclasses.asdict(self), indent=1)))
+
+    @staticmethod
+    def load(path):
+        saved = json.loads(Path(path).read_text(encoding="utf-8"))
+        saved["settings"] = [Setting(**s) for s in saved["settings"]]
+        saved["chosen"] = None if saved["chosen"] is None else Setting(**saved["chosen"])
+        return Calibration(**saved)
 
     def summary(self):
         """The fields the result record gets."""

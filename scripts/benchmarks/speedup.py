@@ -55,7 +55,7 @@ from speculative.cached import CACHE_STATS  # noqa: E402
 from speculative.calibration import Calibration, calibration_batches, choose, measure_settings  # noqa: E402
 from speculative.engine import WARM_UP_REPEATS  # noqa: E402
 from speculative.speed_model import speed_report  # noqa: E402
-from utils.checkpoint import load_checkpoint  # noqa: E402
+from utils.checkpoint import atomic_write, load_checkpoint  # noqa: E402
 from utils.stopwatch import timed  # noqa: E402
 from utils.validation import (UsageError, check_device, check_not_given, check_numbers,  # noqa: E402
                               check_output_folder, exit_on_usage_error, validate_script)
@@ -263,12 +263,12 @@ def speculative_columns(decoder):
 
 
 def write_csv(rows, path):
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, COLUMNS, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    def write(temporary):
+        with open(temporary, "w", newline="") as f:
+            writer = csv.DictWriter(f, COLUMNS, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+    atomic_write(path, write)
 
 
 def markdown(rows):
