@@ -1,34 +1,18 @@
 """Distillation: train the draft (student) on a frozen target's (teacher's) predictions (training.md section 9)."""
-import copy
 
 import torch
 from torch import nn
 
 from exp.exp_forecast import ExpForecast
-from models import build_model, family_trait
+from models import build_model, teacher_config
 from models.output import is_one_call
 from layers.instance_norm import rollout_stats
 from speculative import RolloutOptions, TargetOnlyDecoder
 from utils.checkpoint import load_checkpoint
 from utils.losses import gaussian_nll
 
-TEACHER_DIMS = ("d_model", "n_heads", "d_ff", "e_layers")
-
-
-def teacher_args(args):
-    """The student's flags with the --distill_target_* sizes; never stochastic, never scaled. A one-call
-    student (TTM) trains with --output_token_len K*P, its teacher still predicts one patch per token."""
-    targs = copy.copy(args)
-    for name in TEACHER_DIMS:
-        setattr(targs, name, getattr(args, f"distill_target_{name}"))
-    targs.draft_stochastic = False
-    if family_trait(args.model, "one_call_forecaster"):
-        targs.output_token_len = args.input_token_len
-    return targs
-
-
 def build_teacher(args, device):
-    teacher = load_checkpoint(build_model(args.distill_target_model, teacher_args(args)), args.distill_target_ckpt)
+    teacher = load_checkpoint(build_model(args.distill_target_model, teacher_config(args)), args.distill_target_ckpt)
     teacher.requires_grad_(False)
     return teacher.to(device).eval()
 

@@ -10,7 +10,7 @@ from torch import nn
 from tqdm import tqdm
 
 from data_provider.data_factory import get_dataset, get_loader
-from models import build_model, n_parameters
+from models import model_from_flags, n_parameters
 from speculative import RolloutOptions, TargetOnlyDecoder
 from utils.checkpoint import atomic_write, load_checkpoint, save_checkpoint, write_manifest
 from utils.component_timer import ComponentTimer
@@ -19,7 +19,7 @@ from utils.failures import RunFailure
 from utils.losses import gaussian_nll
 from utils.metrics import StreamingMetrics
 from utils.results import append_record, forecast_record
-from utils.setting import make_setting
+from cli.paths import CHECKPOINT_FILE, make_setting
 from utils.spec_report import BREAKDOWN_FILE, SUMMARY_FILE, write_standard_breakdown, write_standard_summary
 from utils.stopwatch import timed
 from utils.tools import EarlyStopping, learning_rate_at, plot_forecast, set_learning_rate
@@ -57,7 +57,7 @@ class ExpForecast:
     # ---------------------------------------------------------------- model
     def _build_model(self):
         args = self.args
-        model = build_model(args.model, args)
+        model = model_from_flags(args.model, args)
         if self.dist.is_main:
             print(f"model {args.model}: {n_parameters(model):,} parameters")
         if args.adaptation:
@@ -169,7 +169,7 @@ class ExpForecast:
 
     def train(self, setting):
         args, rank, world = self.args, self.dist.rank, self.dist.world_size
-        checkpoint = self.checkpoint = os.path.join(args.checkpoints, setting, "checkpoint.pth")
+        checkpoint = self.checkpoint = os.path.join(args.checkpoints, setting, CHECKPOINT_FILE)
         resume_file = os.path.join(args.checkpoints, setting, RESUME_FILE)
         loaders = {flag: get_loader(args, self.datasets[flag], flag, rank, world) for flag in ("train", "val", "test")}
         optimizer = self._optimizer()

@@ -19,7 +19,7 @@ import json
 import os
 
 from exp.exp_forecast import ExpForecast
-from models import build_model
+from models import model_from_flags
 from speculative import RolloutOptions, SpecConfig, SpeculativeDecoder
 from speculative.calibration import Calibration, calibrate, calibration_batches
 from speculative.debug_rows import debug_rows
@@ -33,7 +33,7 @@ from utils.stopwatch import timed
 
 def build_draft(args):
     """The draft on CPU, loaded from --spec_draft_ckpt (start-up validation has checked that it fits)."""
-    return load_checkpoint(build_model(args.spec_draft_model, args), args.spec_draft_ckpt).eval()
+    return load_checkpoint(model_from_flags(args.spec_draft_model, args), args.spec_draft_ckpt).eval()
 
 
 class ExpSpeculative(ExpForecast):

@@ -2,11 +2,12 @@
 (and `--spec_draft_model`, `--distill_target_model <key>`), so adding a family is adding its file.
 
 A family's Model declares patch_len, output_len, patches_per_call, stochastic, n_layers (models/output.py)
-and `setting_sizes(configs)`, the sizes part of its setting string (utils/setting.py). Optional class
+and `setting_sizes(configs)`, the sizes part of its setting string (cli/paths.py). Optional class
 attributes: scaled_by_draft_flags (sizes are the --draft_scale_* scaled ones), can_be_stochastic
 (--draft_stochastic adds a log-variance head), one_call_forecaster (trains on the K*P points after each
 window), head_dim_multiple (d_model / n_heads must be a multiple of it), own_flags (run.py flags that only
 this family reads: refused when no model of the family is built)."""
+import copy
 import functools
 import importlib
 import pkgutil
@@ -27,9 +28,34 @@ def model_class(name):
     return importlib.import_module(f"{__name__}.{name}").Model
 
 
-def build_model(name, configs):
+def build_model(name, config):
     """A family's model, its projection weights laid out for fast small-batch matmuls (layers/weight_layout.py)."""
-    return lay_out_projections(model_class(name)(configs))
+    return lay_out_projections(model_class(name)(config))
+
+
+def config_of(name, flags):
+    """The configuration family `name` is built from, read from run.py's flags."""
+    return flags
+
+
+def model_from_flags(name, flags):
+    return build_model(name, config_of(name, flags))
+
+
+TEACHER_SIZES = ("d_model", "n_heads", "d_ff", "e_layers")
+
+
+def teacher_config(flags):
+    """The configuration of the distillation teacher --distill_target_model: the student's with the
+    --distill_target_* sizes; never stochastic, never scaled. A one-call student (TTM) trains with
+    --output_token_len K*P, its teacher still predicts one patch per token."""
+    teacher = copy.copy(flags)
+    for name in TEACHER_SIZES:
+        setattr(teacher, name, getattr(flags, f"distill_target_{name}"))
+    teacher.draft_stochastic = False
+    if family_trait(flags.model, "one_call_forecaster"):
+        teacher.output_token_len = flags.input_token_len
+    return config_of(flags.distill_target_model, teacher)
 
 
 def family_trait(name, trait):

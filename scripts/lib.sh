@@ -29,16 +29,17 @@ run_py() {
   "$PY" -u run.py "$@" "${EXTRA_ARGS[@]}"
 }
 
-# setting_of FLAGS...: the checkpoint folder name run.py uses for these flags (computed by Python).
-setting_of() {
-  "$PY" -m utils.setting "$@" "${EXTRA_ARGS[@]}"
+# checkpoint_of FLAGS...: the checkpoint a training run with these flags writes, inside their --checkpoints
+# (cli/paths.py, as run.py computes it).
+checkpoint_of() {
+  "$PY" -m cli.paths "$@" "${EXTRA_ARGS[@]}"
 }
 
-# checkpoint_of FLAGS...: the checkpoint a training run with these flags writes.
-checkpoint_of() {
-  local setting
-  setting=$(setting_of "$@") || return 1
-  echo "checkpoints/$setting/checkpoint.pth"
+# setting_of FLAGS...: the name of that checkpoint's folder (what --test_dir takes).
+setting_of() {
+  local ckpt
+  ckpt=$(checkpoint_of "$@") || return 1
+  basename "$(dirname "$ckpt")"
 }
 
 # train GPUS FLAGS...: run.py FLAGS unless their checkpoint exists and its training finished (a resume.pth beside

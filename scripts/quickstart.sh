@@ -23,13 +23,13 @@ echo "== 1/4 pretrain the draft (deterministic) =="
 PRETRAIN=(--task_name pretrain --model timer_xl_draft --model_id draft_pretrain_ETTh1_025x "${DATA[@]}" "${SIZES[@]}"
           "${DRAFT_DEPTH[@]}" "${TRAIN[@]}" --cosine --tmax 2)
 run_py "${PRETRAIN[@]}"
-draft_ckpt=./checkpoints/quickstart/$(setting_of "${PRETRAIN[@]}")/checkpoint.pth
+draft_ckpt=$(checkpoint_of "${PRETRAIN[@]}")
 
 echo "== 2/4 train the Timer-XL target =="
 TARGET=(--task_name forecast --model timer_xl --model_id ETTh1 "${DATA[@]}" "${SIZES[@]}" "${TRAIN[@]}" --learning_rate 0.001)
 run_py "${TARGET[@]}"
 target_setting=$(setting_of "${TARGET[@]}")
-target_ckpt=./checkpoints/quickstart/$target_setting/checkpoint.pth
+target_ckpt=$(checkpoint_of "${TARGET[@]}")
 
 echo "== 3/4 distill a stochastic draft from the target, on the target's own 7-patch rollouts =="
 DISTILL=(--task_name forecast --model timer_xl_draft --model_id ETTh1_draft_distill_stochastic_from_target_ETTh1
@@ -38,7 +38,7 @@ DISTILL=(--task_name forecast --model timer_xl_draft --model_id ETTh1_draft_dist
          --distill --distill_target_model timer_xl --distill_target_ckpt "$target_ckpt" --distill_rollout_patches 7
          --adaptation --pretrain_model_path "$draft_ckpt" --draft_stochastic)
 run_py "${DISTILL[@]}"
-distilled_ckpt=./checkpoints/quickstart/$(setting_of "${DISTILL[@]}")/checkpoint.pth
+distilled_ckpt=$(checkpoint_of "${DISTILL[@]}")
 
 echo "== 4/4 speculative decoding at horizon 720 vs the target alone =="
 SPEC=(--task_name forecast --model timer_xl --model_id ETTh1 "${DATA[@]}" "${SIZES[@]}" "${DRAFT_DEPTH[@]}" --is_training 0

@@ -19,10 +19,10 @@ import pandas as pd
 import torch
 
 from conftest import cli_args, make_args, write_csv
-from models import build_model
+from models import model_from_flags
 from utils.checkpoint import save_checkpoint, write_manifest
 from utils.flags import parse_flags
-from utils.setting import make_setting
+from cli.paths import make_setting
 
 # Tiny model and windows on the 400-row toy.csv (general 70/10/20 split: the test split holds 80 + L rows).
 TOY = dict(task_name='forecast', is_training=1, model_id='t', model='timer_xl', data='MultivariateDatasetBenchmark',
@@ -48,7 +48,7 @@ def tiny(model='timer_xl', init_seed=0, **flags):
     torch.manual_seed(init_seed)
     args = make_args(**{**{k: v for k, v in TOY.items() if k != 'data_path'}, 'model': model, **flags})
     with contextlib.redirect_stdout(io.StringIO()):
-        return build_model(model, args)
+        return model_from_flags(model, args)
 
 
 def save(workdir, relpath, model):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import ETT_ROOT, REPO_ROOT, cli_args, make_args, needs_ett
-from models import build_model
+from models import model_from_flags
 from utils.checkpoint import save_checkpoint
 
 sys.path.insert(0, str(REPO_ROOT / 'scripts' / 'benchmarks'))
@@ -26,7 +26,7 @@ def test_quick_benchmark_rows_and_ratios(tmp_path, draft):
     draft_model = draft.get('spec_draft_model', 'timer_xl_draft')
     for name, path in (('timer_xl', 'target.pth'), (draft_model, 'draft.pth')):
         torch.manual_seed(0)
-        save_checkpoint(build_model(name, make_args(model=name, **MODEL, **draft)), str(tmp_path / path))
+        save_checkpoint(model_from_flags(name, make_args(model=name, **MODEL, **draft)), str(tmp_path / path))
     flags = dict(target_ckpt=tmp_path / 'target.pth', draft_ckpt=tmp_path / 'draft.pth', quick=True,
                  out_dir=tmp_path / 'out', root_path=ETT_ROOT, data_path='ETTh1.csv', num_workers=0,
                  spec_sigma=0.7, **MODEL, **draft)
@@ -74,7 +74,7 @@ def test_step_costs_table_for_fixed_costs(monkeypatch, draft, speedup_k2):
     monkeypatch.setattr(speed_model, 'time_calls', fixed_costs)
     flags = cli_args(dict(**MODEL, **draft, n_vars=2)) + ['--batch_sizes', '1', '3', '--ks', '1', '2', '--repeats', '2']
     bench, args = step_costs.parse(flags)
-    target, draft_model = build_model(args.model, args).eval(), build_model(args.spec_draft_model, args).eval()
+    target, draft_model = model_from_flags(args.model, args).eval(), model_from_flags(args.spec_draft_model, args).eval()
     rows = list(step_costs.cost_rows(target, draft_model, args, bench, 'cpu'))
     assert seen == [('SlidingRollout', 1, 2)] * 3 + [('CachedRollout', 1, 2)] * 3 + \
         [('SlidingRollout', 3, 2)] * 3 + [('CachedRollout', 3, 2)] * 3
@@ -86,7 +86,7 @@ def test_step_costs_table_for_fixed_costs(monkeypatch, draft, speedup_k2):
 @needs_ett
 def test_without_a_draft_only_the_target_only_candidates_run(tmp_path):
     torch.manual_seed(0)
-    save_checkpoint(build_model('timer_xl', make_args(**MODEL, use_norm=True)), str(tmp_path / 'target.pth'))
+    save_checkpoint(model_from_flags('timer_xl', make_args(**MODEL, use_norm=True)), str(tmp_path / 'target.pth'))
     flags = dict(target_ckpt=tmp_path / 'target.pth', out_dir=tmp_path / 'out', root_path=ETT_ROOT,
                  data_path='ETTh1.csv', num_workers=0, batch_sizes=1, horizons=288, n_batches=1, use_norm=True, **MODEL)
     rows = speedup.main(cli_args(flags))
@@ -147,7 +147,7 @@ def test_measure_warms_up_untimed_then_rotates_every_candidate_through_every_pos
 def test_mse_budgets_add_one_calibrated_candidate_each(tmp_path, capsys):
     for name, path in (('timer_xl', 'target.pth'), ('timer_xl_draft', 'draft.pth')):
         torch.manual_seed(0)
-        save_checkpoint(build_model(name, make_args(model=name, **MODEL, use_norm=True)), str(tmp_path / path))
+        save_checkpoint(model_from_flags(name, make_args(model=name, **MODEL, use_norm=True)), str(tmp_path / path))
     flags = dict(target_ckpt=tmp_path / 'target.pth', draft_ckpt=tmp_path / 'draft.pth', out_dir=tmp_path / 'out',
                  root_path=ETT_ROOT, data_path='ETTh1.csv', num_workers=0, batch_sizes=2, horizons=288, n_batches=1,
                  ks=[1, 2], mse_budgets=[0, 50], spec_calib_windows=4, spec_calib_sigmas=[0.5, 5.0], use_norm=True,

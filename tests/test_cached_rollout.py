@@ -13,7 +13,7 @@ import torch
 from conftest import make_args
 from layers.instance_norm import instance_stats, rollout_stats, trailing_stats
 from layers.kv_cache import KVCache
-from models import build_model
+from models import model_from_flags
 from speculative import RolloutOptions, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder
 from test_spec_decoding import same_distribution_failures
 
@@ -25,7 +25,7 @@ FAMILIES = {'timer_xl': ('timer_xl', {}), 'draft_stochastic': ('timer_xl_draft',
 
 def tiny(name='timer_xl', seed=0, **flags):
     torch.manual_seed(seed)
-    return build_model(name, make_args(model=name, **{**TINY, **flags})).eval()
+    return model_from_flags(name, make_args(model=name, **{**TINY, **flags})).eval()
 
 
 def family(key, **flags):

@@ -8,7 +8,7 @@ import torch
 
 import run
 from conftest import make_args, needs_ett
-from models import build_model
+from models import model_from_flags
 from speculative import RolloutOptions, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder
 from speculative import calibration as calibration_module
 from speculative.calibration import ADAPTIVE, calibrate, mse_increase_with_upper_bound
@@ -32,8 +32,8 @@ def shifted_pair(shift):
     """A tiny target and a draft equal to it with every prediction shifted by `shift`."""
     torch.manual_seed(0)
     args = make_args(d_model=16, n_heads=2, d_ff=24, input_token_len=P, output_token_len=P)
-    target = build_model('timer_xl', args).eval()
-    draft = build_model('timer_xl', args).eval()
+    target = model_from_flags('timer_xl', args).eval()
+    draft = model_from_flags('timer_xl', args).eval()
     draft.load_state_dict(target.state_dict())
     with torch.no_grad():
         draft.head.bias += shift

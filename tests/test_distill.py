@@ -19,10 +19,10 @@ import run
 from conftest import cli_args, make_args
 from data_provider.data_factory import get_loader
 from exp.exp_distill import ExpDistill
-from models import build_model
+from models import model_from_flags
 from utils.checkpoint import save_checkpoint
 from utils.losses import gaussian_nll
-from utils.setting import make_setting
+from cli.paths import make_setting
 from test_cached_rollout import frozen_stats_forward, token_stats
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -85,7 +85,7 @@ def test_descent_on_logvar_drives_the_variance_to_the_squared_error():
 
 def save_teacher(path, seed=0, **sizes):
     torch.manual_seed(seed)
-    teacher = build_model('timer_xl', make_args(model='timer_xl', use_norm=True, dropout=0.0,
+    teacher = model_from_flags('timer_xl', make_args(model='timer_xl', use_norm=True, dropout=0.0,
                                                 **WINDOWS, **{**TARGET, **sizes}))
     save_checkpoint(teacher, str(path))
     return teacher
@@ -260,7 +260,7 @@ def test_adaptation_maps_a_deterministic_draft_into_the_stochastic_student(workd
     teacher_path = workdir / 'teacher.pth'
     save_teacher(teacher_path)
     torch.manual_seed(5)
-    pretrained = build_model('timer_xl_draft', make_args(model='timer_xl_draft', use_norm=True, **WINDOWS, **TARGET))
+    pretrained = model_from_flags('timer_xl_draft', make_args(model='timer_xl_draft', use_norm=True, **WINDOWS, **TARGET))
     draft_path = workdir / 'draft.pth'
     save_checkpoint(pretrained, str(draft_path))
     capsys.readouterr()

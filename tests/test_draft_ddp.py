@@ -20,7 +20,7 @@ import torch
 
 import run
 from conftest import make_args
-from models import build_model
+from models import model_from_flags
 from utils.checkpoint import load_checkpoint
 from utils.distributed import free_port
 
@@ -131,7 +131,7 @@ def test_ddp_matches_one_process_on_the_same_global_batch(tmp_path):
     assert len(list((ddp / 'test_results').iterdir())) == 1
 
     # The DDP checkpoint loads strictly in a single process and equals the one-process weights.
-    model = build_model('timer_xl_draft', make_args(model='timer_xl_draft', d_model=64, n_heads=4, d_ff=64,
+    model = model_from_flags('timer_xl_draft', make_args(model='timer_xl_draft', d_model=64, n_heads=4, d_ff=64,
                                                     e_layers=1, input_token_len=96, output_token_len=96))
     load_checkpoint(model, str(folder / 'checkpoint.pth'))
     reference = torch.load(only_checkpoint(single) / 'checkpoint.pth', map_location='cpu', weights_only=True)

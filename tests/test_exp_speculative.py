@@ -19,7 +19,7 @@ from conftest import cli_args, make_args
 from exp import exp_speculative
 from exp.exp_forecast import FORECAST_RESULT_FILE, ExpForecast
 from exp.exp_speculative import ExpSpeculative
-from models import build_model
+from models import model_from_flags
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from speculative import RolloutOptions, TargetOnlyDecoder
 from speculative.random_streams import sample_generators
@@ -55,7 +55,7 @@ def ckpts(tmp_path_factory):
     def save(model, name, **overrides):
         torch.manual_seed(len(name))
         args = make_args(**{**MODEL, **overrides})
-        save_checkpoint(build_model(model, args), str(root / name))
+        save_checkpoint(model_from_flags(model, args), str(root / name))
 
     save('timer_xl', 'checkpoints/tgt/checkpoint.pth')
     save('timer_xl_draft', 'draft.pth')
@@ -104,7 +104,7 @@ def forecasts(calls):
 
 
 def load(ckpts, model, path, **overrides):
-    return load_checkpoint(build_model(model, make_args(**{**MODEL, **overrides})), str(path)).eval()
+    return load_checkpoint(model_from_flags(model, make_args(**{**MODEL, **overrides})), str(path)).eval()
 
 
 def read_records(path):

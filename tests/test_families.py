@@ -17,7 +17,7 @@ from exp.exp_distill import ExpDistill
 from exp.exp_forecast import ExpForecast
 from layers.attention import RotaryEmbedding, TokenLabels, flat_positions
 from layers.kv_cache import KVCache
-from models import build_model
+from models import model_from_flags
 from models.output import Forecast
 from speculative import RolloutOptions, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder
 from speculative.engine import check_one_call
@@ -27,7 +27,7 @@ from test_spec_decoding import (CallSpy, PatchMap, contexts, decode, same_distri
                                 target_only)
 from utils.checkpoint import save_checkpoint
 from utils.component_timer import ComponentTimer
-from utils.setting import make_setting
+from cli.paths import make_setting
 from utils.flags import parse_flags
 from utils.validation import UsageError, validate
 from utils.spec_report import SUMMARY_FILE, parse_summary
@@ -44,7 +44,7 @@ TTM_FLAGS = dict(seq_len=672, input_token_len=96, ttm_patches=4, hidden_dim=64, 
 
 def ttm(seed=0, **flags):
     torch.manual_seed(seed)
-    return build_model('ttm', make_args(model='ttm', **{**TTM_FLAGS, **flags})).eval()
+    return model_from_flags('ttm', make_args(model='ttm', **{**TTM_FLAGS, **flags})).eval()
 
 
 def gated_mlp_params(n, factor=2):
@@ -70,7 +70,7 @@ def test_ttm_parameter_count():
 ])
 def test_timer_parameter_counts(name, sizes, expected):
     d_model, n_heads, d_ff, e_layers = sizes
-    model = build_model(name, make_args(model=name, input_token_len=96, output_token_len=96, d_model=d_model,
+    model = model_from_flags(name, make_args(model=name, input_token_len=96, output_token_len=96, d_model=d_model,
                                         n_heads=n_heads, d_ff=d_ff, e_layers=e_layers))
     assert sum(p.numel() for p in model.parameters()) == expected
 
@@ -78,8 +78,8 @@ def test_timer_parameter_counts(name, sizes, expected):
 def test_timer_draft_with_unit_factors_is_timer():
     flags = dict(d_model=32, n_heads=2, d_ff=48, e_layers=2, input_token_len=4, output_token_len=4)
     torch.manual_seed(0)
-    timer = build_model('timer', make_args(model='timer', **flags)).eval()
-    draft = build_model('timer_draft', make_args(model='timer_draft', **flags, **{
+    timer = model_from_flags('timer', make_args(model='timer', **flags)).eval()
+    draft = model_from_flags('timer_draft', make_args(model='timer_draft', **flags, **{
         f'draft_scale_{name}': 1.0 for name in ('d_model', 'n_heads', 'd_ff', 'e_layers')})).eval()
     draft.load_state_dict(timer.state_dict())
     x = torch.randn(2, 16, 3)
@@ -206,8 +206,8 @@ TINY_XL = dict(d_model=32, n_heads=2, d_ff=48, e_layers=2, input_token_len=4, ou
 @pytest.mark.parametrize('n_vars', [1, 3])
 def test_flat_rope_model_equals_openltm_reference_and_time_rope_only_for_one_variable(n_vars):
     torch.manual_seed(0)
-    time_model = build_model('timer_xl', make_args(**TINY_XL)).eval()
-    flat_model = build_model('timer_xl', make_args(**TINY_XL, rope_position='flat')).eval()
+    time_model = model_from_flags('timer_xl', make_args(**TINY_XL)).eval()
+    flat_model = model_from_flags('timer_xl', make_args(**TINY_XL, rope_position='flat')).eval()
     flat_model.load_state_dict(time_model.state_dict())
     x = torch.randn(2, 16, n_vars, generator=torch.Generator().manual_seed(1))
     y_flat, y_time = flat_model(x).mean, time_model(x).mean
@@ -219,7 +219,7 @@ def test_flat_rope_model_equals_openltm_reference_and_time_rope_only_for_one_var
 
 
 def test_flat_rope_refuses_a_cache():
-    model = build_model('timer_xl', make_args(**TINY_XL, rope_position='flat'))
+    model = model_from_flags('timer_xl', make_args(**TINY_XL, rope_position='flat'))
     with pytest.raises(ValueError, match='rope_position flat'):
         model(torch.randn(1, 16, 2), KVCache(model.n_layers))
 
@@ -328,7 +328,7 @@ DRAFTS = {'timer_xl_draft': {'draft_stochastic': True}, 'timer': {}, 'timer_draf
 
 def tiny(name, seed=0, **flags):
     torch.manual_seed(seed)
-    return build_model(name, make_args(model=name, **{**TINY, **flags})).eval()
+    return model_from_flags(name, make_args(model=name, **{**TINY, **flags})).eval()
 
 
 @torch.no_grad()
@@ -398,7 +398,7 @@ TARGET = dict(d_model=32, n_heads=2, d_ff=32, e_layers=1, output_token_len=96)
 def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp('families')
     torch.manual_seed(0)
-    save_checkpoint(build_model('timer_xl', make_args(**{**BASE, **ETTH1, **TARGET})),
+    save_checkpoint(model_from_flags('timer_xl', make_args(**{**BASE, **ETTH1, **TARGET})),
                     str(root / 'checkpoints' / 'tgt' / 'checkpoint.pth'))
     return root
 
@@ -431,7 +431,7 @@ def test_ttm_distils_the_targets_rollout(checkpoints, tmp_path, monkeypatch):
 
 def tiny_ttm():
     torch.manual_seed(1)
-    return build_model('ttm', make_args(**{**BASE, **ETTH1, 'model': 'ttm', **TTM_SMALL}))
+    return model_from_flags('ttm', make_args(**{**BASE, **ETTH1, 'model': 'ttm', **TTM_SMALL}))
 
 
 @needs_ett
@@ -499,7 +499,7 @@ def test_a_new_family_is_one_file(new_family, checkpoints, tmp_path, monkeypatch
     target is expected is named for what it holds."""
     monkeypatch.chdir(tmp_path)
     args = make_args(**{**BASE, **ETTH1, **TARGET, 'model': new_family})
-    draft = build_model(new_family, args)
+    draft = model_from_flags(new_family, args)
     assert draft.blocks.attn_layers[0].conv1.out_channels == 2 * TARGET['d_ff']
     assert '_wide_el1_dm32_dff32_nh2_' in make_setting(args, 0)
     save_checkpoint(draft, str(tmp_path / 'wide.pth'))

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from conftest import make_args
 from layers.attention import RotaryEmbedding, TokenLabels, blocked_mask
 from layers.instance_norm import instance_stats, normalize
-from models import build_model, model_class
+from models import model_from_flags, model_class
 from models.timer_xl import Dims
 from models.timer_xl_draft import draft_dims
 
@@ -35,7 +35,7 @@ VARIANTS = {  # id -> (--model, extra flags)
 def tiny(name='timer_xl', seed=0, **overrides):
     """A tiny model in eval mode (no dropout); seed fixes its weights."""
     torch.manual_seed(seed)
-    return build_model(name, make_args(model=name, **{**TINY, **overrides})).eval()
+    return model_from_flags(name, make_args(model=name, **{**TINY, **overrides})).eval()
 
 
 def variant(key, **overrides):
@@ -71,7 +71,7 @@ def n_params(model):
 
 def full_size(name, **overrides):
     """A model at P = O = 96 (section 5), weights left as initialised on the CPU."""
-    return build_model(name, make_args(model=name, input_token_len=96, output_token_len=96, **overrides))
+    return model_from_flags(name, make_args(model=name, input_token_len=96, output_token_len=96, **overrides))
 
 
 # ---- 1. shapes --------------------------------------------------------------------------------------
@@ -251,7 +251,7 @@ def test_length_not_multiple_of_patch_raises(key):
 
 def test_unknown_model_name_lists_valid_keys():
     with pytest.raises(ValueError) as error:
-        build_model('no_such_model', make_args())
+        model_from_flags('no_such_model', make_args())
     assert all(key in str(error.value) for key in ['no_such_model', 'timer', 'timer_draft', 'timer_xl', 'timer_xl_draft', 'ttm'])
 
 
@@ -447,7 +447,7 @@ def test_projection_weights_are_transposed_in_memory_and_the_state_dict_is_uncha
     torch.manual_seed(0)
     plain = model_class('timer_xl')(args).eval()
     torch.manual_seed(0)
-    built = build_model('timer_xl', args).eval()
+    built = model_from_flags('timer_xl', args).eval()
     plain_state, built_state = plain.state_dict(), built.state_dict()
     assert list(plain_state) == list(built_state)
     for key, value in plain_state.items():

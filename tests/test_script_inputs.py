@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT, cli_args, make_args, needs_ett
-from models import build_model
+from models import model_from_flags
 from utils.checkpoint import save_checkpoint
 
 sys.path.insert(0, str(REPO_ROOT / 'scripts' / 'benchmarks'))
@@ -32,7 +32,7 @@ def ckpts(tmp_path_factory):
     folder = tmp_path_factory.mktemp('ckpts')
     for name in ('timer_xl', 'timer_xl_draft'):
         torch.manual_seed(0)
-        save_checkpoint(build_model(name, make_args(model=name, **MODEL)), str(folder / f'{name}.pth'))
+        save_checkpoint(model_from_flags(name, make_args(model=name, **MODEL)), str(folder / f'{name}.pth'))
     (folder / 'a_file').write_text('')
     return folder
 
@@ -96,7 +96,7 @@ def assert_refused(script, argv, named, capsys):
 def refuse_work(monkeypatch, script):
     def started(*_, **__):
         raise AssertionError('a model was built or a checkpoint loaded before the flags were checked')
-    for name in ('build_model', 'load_checkpoint'):
+    for name in ('model_from_flags', 'load_checkpoint'):
         monkeypatch.setattr(script, name, started, raising=False)
 
 

@@ -70,14 +70,14 @@ def test_seed_readme_scripts_exist():
     assert not names - {p.name for p in SCRIPTS}
 
 
-# Stand-in for the project python: records each call; `-m utils.setting` answers the --model_id (a unique
+# Stand-in for the project python: records each call; `-m cli.paths` answers checkpoints/<--model_id>/checkpoint.pth (a unique
 # folder name per stage here); fetching does nothing; a training run (is_training 1) creates
 # checkpoints/<model_id>/checkpoint.pth, as run.py would at its setting.
 FAKE_PY = r'''#!/usr/bin/env bash
 printf '%s\n' "$*" >> "$FAKE_PY_LOG"
 model_id() { local id=""; while [ $# -gt 0 ]; do if [ "$1" = --model_id ]; then id=$2; fi; shift; done; echo "$id"; }
 case "$1 $2" in
-  "-m utils.setting") shift 2; model_id "$@"; exit 0 ;;
+  "-m cli.paths") shift 2; echo "checkpoints/$(model_id "$@")/checkpoint.pth"; exit 0 ;;
   "-m data_provider.fetch") exit 0 ;;
 esac
 while [ $# -gt 0 ] && [ "$1" != run.py ]; do shift; done
@@ -202,12 +202,12 @@ def command_flags(path, start):
 def test_8_layer_scripts_build_the_published_sizes(script, start, model, expected):
     import torch
 
-    from models import build_model
+    from models import model_from_flags
     from utils.flags import build_parser, fill_defaults
     args = fill_defaults(build_parser().parse_args(command_flags(REPO_ROOT / script, start)))
     assert args.model == model
     with torch.device('meta'):
-        assert sum(p.numel() for p in build_model(model, args).parameters()) == expected
+        assert sum(p.numel() for p in model_from_flags(model, args).parameters()) == expected
 
 
 SPEC_TESTS = 'scripts/supervised/rolling_forecast/spec_decoding_tests/'
@@ -220,9 +220,9 @@ def one_real_setting(repo, runs, model_id):
     """The flag lists that name model_id's checkpoint folder (its training call and every settings query)
     give one real setting string; returns the training call's flags."""
     from utils.flags import parse_flags
-    from utils.setting import make_setting
+    from cli.paths import make_setting
     calls = [line.split() for line in repo.log.read_text().splitlines()]
-    queries = [c[2:] for c in calls if c[:2] == ['-m', 'utils.setting'] and flag(c, '--model_id') == model_id]
+    queries = [c[2:] for c in calls if c[:2] == ['-m', 'cli.paths'] and flag(c, '--model_id') == model_id]
     (_, trained), = [(l, f) for l, f in runs if flag(f, '--model_id') == model_id]
     assert len(queries) >= 2
     assert len({make_setting(parse_flags(flags), 0) for flags in queries + [trained]}) == 1

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import REPO_ROOT, cli_args, make_args
-from models import build_model
+from models import model_from_flags
 from utils.checkpoint import save_checkpoint
 
 ETT_ROOT = REPO_ROOT.parent / 'shared' / 'datasets' / 'ETT-small'
@@ -56,8 +56,8 @@ def tiny_sweep(tmp_path):
     """`run()` runs a two-point sweep (K 1 and 2; `run(*grid)`: that grid) of a tiny target with a tiny
     stochastic draft, both freshly initialised, and returns (exit status, stdout); `out` is its folder."""
     torch.manual_seed(0)
-    save_checkpoint(build_model('timer_xl', make_args(**TINY)), str(tmp_path / 'checkpoints/tgt/checkpoint.pth'))
-    save_checkpoint(build_model('timer_xl_draft', make_args(**TINY, draft_stochastic=True)), str(tmp_path / 'draft.pth'))
+    save_checkpoint(model_from_flags('timer_xl', make_args(**TINY)), str(tmp_path / 'checkpoints/tgt/checkpoint.pth'))
+    save_checkpoint(model_from_flags('timer_xl_draft', make_args(**TINY, draft_stochastic=True)), str(tmp_path / 'draft.pth'))
     flags = cli_args(dict(task_name='forecast', is_training=0, model_id='t', model='timer_xl',
                           data='MultivariateDatasetBenchmark', root_path=ETT_ROOT, data_path='ETTh1.csv',
                           checkpoints=tmp_path / 'checkpoints', test_dir='tgt', num_workers=0, batch_size=4,

@@ -18,13 +18,13 @@ import run
 from conftest import cli_args, make_args
 from data_provider.data_factory import get_loader
 from exp.exp_forecast import FORECAST_RESULT_FILE, RESUME_FILE, ExpForecast
-from models import build_model
+from models import model_from_flags
 from utils.checkpoint import CheckpointMismatch, load_checkpoint, save_checkpoint
 from utils.failures import RunFailure
 from utils.metrics import StreamingMetrics
 from utils.results import forecast_record
 from utils.flags import parse_flags
-from utils.setting import make_setting
+from cli.paths import make_setting
 from utils.tools import EarlyStopping, learning_rate_at
 
 DATASETS = Path(__file__).resolve().parents[1].parent / 'shared' / 'datasets'
@@ -63,7 +63,7 @@ def toy_flags(toy_workdir, **flags):
 def tiny_model(seed=0, **overrides):
     torch.manual_seed(seed)
     args = make_args(**{**TINY, **overrides})
-    return build_model(args.model, args)
+    return model_from_flags(args.model, args)
 
 
 def states_equal(a, b):

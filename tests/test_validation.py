@@ -17,7 +17,7 @@ from bad_inputs import TOY, cases_of, prepare, tiny
 from conftest import REPO_ROOT, cli_args, write_csv
 from utils.checkpoint import save_checkpoint, write_manifest
 from utils.flags import parse_flags
-from utils.setting import make_setting
+from cli.paths import make_setting
 
 
 @pytest.fixture
@@ -133,12 +133,12 @@ def test_the_data_file_is_part_of_the_checkpoint_folder():
     assert names['sub/ETTh1.csv'] == names['ETTh1.csv']  # same stem: told apart by the manifest's --data_path
 
 
-def test_setting_module_prints_the_folder_name_for_a_command_line(workdir):
-    argv = toy_argv(workdir)
-    done = subprocess.run([sys.executable, '-m', 'utils.setting', *argv], cwd=REPO_ROOT, capture_output=True,
+def test_paths_module_prints_the_checkpoint_a_command_line_trains_inside_its_checkpoints_folder(workdir):
+    argv = toy_argv(workdir) + ['--checkpoints', str(workdir / 'elsewhere')]
+    done = subprocess.run([sys.executable, '-m', 'cli.paths', *argv], cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == make_setting(parse_flags(argv), 0) + '\n'
+    assert done.stdout == str(workdir / 'elsewhere' / make_setting(parse_flags(argv), 0) / 'checkpoint.pth') + '\n'
 
 
 # ---- atomic saves ----------------------------------------------------------------------------------------

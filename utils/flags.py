@@ -1,6 +1,6 @@
 """The run.py command line: the parser and the derived defaults (training.md section 2, speculative.md section 8).
 
-run.py, utils/setting.py and the analysis scripts read flags through here; utils/validation.py checks them."""
+run.py, cli/paths.py and the analysis scripts read flags through here; utils/validation.py checks them."""
 import argparse
 import functools
 

@@ -21,12 +21,12 @@ from data_provider.data_factory import DATA_DICT, reads_a_folder
 from data_provider.data_loader import MultivariateDatasetBenchmark
 from data_provider.readers import READERS, DataFileError, read_named_series
 from data_provider.splits import StandardScaler, count_windows, file_stem, split_borders
-from models import build_model, families, family_trait, n_parameters
+from models import families, family_trait, model_from_flags, n_parameters, teacher_config
 from utils.checkpoint import (MANIFEST_FILE, CheckpointMismatch, map_head_to_mean, mismatch_report, read_manifest,
                               read_state_dict)
 from utils.failures import print_error
 from utils.flags import COMPUTATION_FLAGS, changes_the_model_or_data, flag_default
-from utils.setting import make_setting
+from cli.paths import make_setting
 from utils.tools import LRADJ_GAMMA
 
 TARGET_COLUMN = "OT"
@@ -471,9 +471,8 @@ def checkpoint_sources(args):
         yield replace(model_source("--pretrain_model_path", args.pretrain_model_path, args),
                        map_head=may_be_stochastic(args) and args.draft_stochastic)
     if args.distill:
-        from exp.exp_distill import teacher_args
         yield CheckpointSource("--distill_target_ckpt", args.distill_target_ckpt, args.distill_target_model,
-                               teacher_args(args),
+                               teacher_config(args),
                                f"--distill_target_model {args.distill_target_model} {sizes(args, 'distill_target_')}")
     if args.use_speculative:
         yield draft_source("--spec_draft_ckpt", args.spec_draft_ckpt, args)
@@ -540,7 +539,7 @@ def read_checkpoint_file(flag, path):
 def shapes_only_model(key, model_args):
     """The model on the meta device: its state dict has every name and shape, but no memory and no init cost."""
     with torch.device("meta"), contextlib.redirect_stdout(io.StringIO()):
-        return build_model(key, model_args)
+        return model_from_flags(key, model_args)
 
 
 def describe(key, stochastic):

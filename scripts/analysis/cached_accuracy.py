@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from data_provider.data_factory import spread_loader  # noqa: E402
-from models import build_model  # noqa: E402
+from models import model_from_flags  # noqa: E402
 from speculative import RolloutOptions, TargetOnlyDecoder  # noqa: E402
 from utils.checkpoint import atomic_write, load_checkpoint  # noqa: E402
 from utils.failures import exit_cleanly  # noqa: E402
@@ -129,7 +129,7 @@ def plot(rows, path):
 def main(argv=None):
     bench, args = parse(argv)
     torch.manual_seed(args.seed)
-    target = load_checkpoint(build_model(args.model, args), bench.target_ckpt).eval()
+    target = load_checkpoint(model_from_flags(args.model, args), bench.target_ckpt).eval()
     preds, truth = forecasts(target, args, bench.n_windows, bench.horizon)
     rows = accuracy_rows(preds, truth, target.output_len)
     os.makedirs(bench.out_dir, exist_ok=True)

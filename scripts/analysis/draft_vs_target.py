@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from data_provider.data_factory import get_dataset, get_loader  # noqa: E402
-from models import build_model  # noqa: E402
+from models import model_from_flags  # noqa: E402
 from models.output import is_one_call  # noqa: E402
 from speculative import TargetOnlyDecoder  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
@@ -95,8 +95,8 @@ def coverage(target, draft, args, max_batches):
 
 def main(argv=None):
     own, args = parse(argv)
-    target = load_checkpoint(build_model(args.model, args), own.target_ckpt).eval()
-    draft = load_checkpoint(build_model(args.spec_draft_model, args), own.draft_ckpt).eval()
+    target = load_checkpoint(model_from_flags(args.model, args), own.target_ckpt).eval()
+    draft = load_checkpoint(model_from_flags(args.spec_draft_model, args), own.draft_ckpt).eval()
     for horizon in own.horizons:
         errors = rollout_errors(target, draft, args, horizon, own.max_batches)
         print(f"H {horizon}: " + ", ".join(f"mse_{name} {value:.4f}" for name, value in errors.items()))

@@ -47,7 +47,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from data_provider.data_factory import get_dataset, get_loader  # noqa: E402
-from models import build_model, n_parameters  # noqa: E402
+from models import model_from_flags, n_parameters  # noqa: E402
 from utils.failures import exit_cleanly  # noqa: E402
 from utils.flags import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
 from speculative import ROLLOUTS, RolloutOptions, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder  # noqa: E402
@@ -121,10 +121,10 @@ def parse(argv=None):
 
 
 def load_models(bench, args, device):
-    target = load_checkpoint(build_model(args.model, args), bench.target_ckpt).to(device).eval()
+    target = load_checkpoint(model_from_flags(args.model, args), bench.target_ckpt).to(device).eval()
     if bench.draft_ckpt is None:
         return target, None
-    return target, load_checkpoint(build_model(args.spec_draft_model, args), bench.draft_ckpt).to(device).eval()
+    return target, load_checkpoint(model_from_flags(args.spec_draft_model, args), bench.draft_ckpt).to(device).eval()
 
 
 def candidates(target, draft, args, ks, sigmas, budgets=None):

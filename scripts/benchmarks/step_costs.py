@@ -22,7 +22,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from models import build_model, n_parameters  # noqa: E402
+from models import model_from_flags, n_parameters  # noqa: E402
 from speculative import ROLLOUTS, RolloutOptions, SpecConfig, SpeculativeDecoder  # noqa: E402
 from utils.failures import exit_cleanly  # noqa: E402
 from utils.flags import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
@@ -78,8 +78,8 @@ def main(argv=None):
     bench, args = parse(argv)
     device = torch.device(bench.device)
     torch.manual_seed(args.seed)
-    target = build_model(args.model, args).to(device).eval()
-    draft = build_model(args.spec_draft_model, args).to(device).eval()
+    target = model_from_flags(args.model, args).to(device).eval()
+    draft = model_from_flags(args.spec_draft_model, args).to(device).eval()
     print(f"target {args.model}: {n_parameters(target):,} parameters; draft {args.spec_draft_model}: "
           f"{n_parameters(draft):,} parameters; {args.n_vars} variables, context {args.seq_len}, {bench.device}")
     head = ["rollout", "batch", "target step ms", "c (range)"] + [f"v({k}) (range)" for k in bench.ks] + ["prefill"]

@@ -1,9 +1,13 @@
-"""The setting string that names a run's checkpoint folder and result records (training.md section 3)."""
+"""Where a run's files go: the setting string that names its checkpoint folder and result records
+(training.md section 3), and the checkpoint path inside --checkpoints. Python and the bash scripts
+(scripts/lib.sh: python -m cli.paths <run.py flags>) take both from here."""
 import os
 
 from data_provider.data_factory import reads_a_folder
 from data_provider.splits import file_stem
 from models import model_class
+
+CHECKPOINT_FILE = "checkpoint.pth"
 
 
 def data_name(args):
@@ -22,6 +26,15 @@ def make_setting(args, ii):
     return setting if args.task_name == "pretrain" else f"{args.task_name}_{setting}"
 
 
-if __name__ == "__main__":  # scripts ask for the folder name a command line will use: python -m utils.setting <run.py flags>
+def checkpoint_folder(args, ii=0):
+    """The folder training run ii of these flags writes its checkpoint, manifest and resume state in."""
+    return os.path.join(args.checkpoints, make_setting(args, ii))
+
+
+def checkpoint_path(args, ii=0):
+    return os.path.join(checkpoint_folder(args, ii), CHECKPOINT_FILE)
+
+
+if __name__ == "__main__":  # python -m cli.paths <run.py flags>: the checkpoint those flags train
     from utils.flags import parse_flags
-    print(make_setting(parse_flags(), 0))
+    print(checkpoint_path(parse_flags()))
