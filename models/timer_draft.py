@@ -3,7 +3,7 @@ scaled by --draft_scale_*, with the rules of timer_xl_draft (model.md 6). A poin
 stochastic head. With all factors 1.0 it is exactly a `timer` (same keys, same outputs)."""
 from models.timer import Timer
 from models.timer_xl import TimerConfig
-from models.timer_xl_draft import scaled
+from models.timer_xl_draft import scaled_sizes
 
 
 class TimerDraft(Timer):
@@ -11,7 +11,7 @@ class TimerDraft(Timer):
 
     @staticmethod
     def config_from(flags):
-        return scaled(TimerConfig.of(flags), flags)
+        return TimerConfig.of(flags, **scaled_sizes(flags))
 
 
 Model = TimerDraft

@@ -64,10 +64,13 @@ class TimerConfig:
     head_dim_multiple: ClassVar[int] = 1
 
     @classmethod
-    def of(cls, flags, **own):
-        """The configuration run.py's flags give; own: the fields a subclass adds."""
-        return cls(Dims.of(flags), flags.input_token_len, flags.output_token_len, flags.use_norm, flags.dropout,
-                   flags.activation, flags.flash_attention, **own)
+    def of(cls, flags, **given):
+        """The configuration run.py's flags give; given: fields that are not read from them (a subclass's own
+        fields, a draft's sizes)."""
+        read = dict(dims=Dims.of(flags), patch_len=flags.input_token_len, output_len=flags.output_token_len,
+                    use_norm=flags.use_norm, dropout=flags.dropout, activation=flags.activation,
+                    flash_attention=flags.flash_attention)
+        return cls(**{**read, **given})
 
     def __post_init__(self):
         self.dims.check(self.head_dim_multiple)
@@ -84,8 +87,8 @@ class TimerXLConfig(TimerConfig):
     head_dim_multiple: ClassVar[int] = ROPE_HEAD_DIM_MULTIPLE
 
     @classmethod
-    def of(cls, flags):
-        return super().of(flags, covariate=flags.covariate, rope_position=flags.rope_position)
+    def of(cls, flags, **given):
+        return super().of(flags, covariate=flags.covariate, rope_position=flags.rope_position, **given)
 
 
 class TimerXL(nn.Module):

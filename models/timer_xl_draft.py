@@ -1,6 +1,4 @@
 """Draft model: Timer-XL with scaled sizes and an optional stochastic head (model.md section 6)."""
-from dataclasses import replace
-
 from torch import nn
 
 from models.output import LOGVAR_BIAS_INIT, gaussian_forecast
@@ -23,9 +21,10 @@ def draft_dims(flags):
     return Dims(width, heads, ffn, layers)
 
 
-def scaled(target_config, flags):
-    """The target's configuration (read from flags) with the draft's sizes."""
-    return replace(target_config, dims=draft_dims(flags), scaled_from=target_config.dims)
+def scaled_sizes(flags):
+    """The fields a draft's configuration has in place of its target's: the scaled sizes, and the sizes they scale
+    (which only the target must be able to have)."""
+    return {"dims": draft_dims(flags), "scaled_from": Dims.of(flags)}
 
 
 class TimerXLDraft(TimerXL):
@@ -33,7 +32,7 @@ class TimerXLDraft(TimerXL):
 
     @staticmethod
     def config_from(flags):
-        return replace(scaled(TimerXLConfig.of(flags), flags), stochastic=flags.draft_stochastic)
+        return TimerXLConfig.of(flags, **scaled_sizes(flags), stochastic=flags.draft_stochastic)
 
     def __init__(self, config: TimerXLConfig):
         self.stochastic = config.stochastic

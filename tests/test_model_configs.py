@@ -94,3 +94,12 @@ def test_building_from_a_config_equals_building_from_its_flags(name):
     from_flags = model_from_flags(name, flags).state_dict()
     assert list(from_config) == list(from_flags)
     assert all(torch.equal(from_config[key], value) for key, value in from_flags.items())
+
+
+@pytest.mark.parametrize('target, draft', [('timer_xl', 'timer_xl_draft'), ('timer', 'timer_draft')])
+def test_a_draft_scales_sizes_its_target_could_not_have(target, draft):
+    """60 / 7 heads is no head size; scaled by 0.25 it is 2 heads of 8 (--model timer_xl_draft trains no target)."""
+    flags = make_args(**{**TINY, **SCALED, 'd_model': 60, 'n_heads': 7})
+    with pytest.raises(ValueError, match='d_model 60 is not divisible by n_heads 7'):
+        config_of(target, flags)
+    assert config_of(draft, flags).dims == Dims(16, 2, 512, 2)
