@@ -5,7 +5,7 @@ import os
 
 from data_provider.data_factory import reads_a_folder
 from data_provider.splits import file_stem
-from models import model_class
+from models import config_of, model_class
 
 CHECKPOINT_FILE = "checkpoint.pth"
 
@@ -19,7 +19,7 @@ def data_name(args):
 
 def make_setting(args, ii):
     """Sizes as the family states them (its setting_sizes: the effective, scaled ones for a draft)."""
-    sizes = model_class(args.model).setting_sizes(args)
+    sizes = model_class(args.model).setting_sizes(config_of(args.model, args))
     setting = (f"{args.model_id}_{args.model}_{args.data}_{data_name(args)}_sl{args.seq_len}_it{args.input_token_len}"
                f"_ot{args.output_token_len}_lr{args.learning_rate}_bt{args.batch_size}_wd{args.weight_decay}"
                f"_{sizes}_cos{args.cosine}_{args.des}_{ii}")

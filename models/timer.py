@@ -9,7 +9,7 @@ from layers.instance_norm import denormalize
 from layers.patching import patchify
 from layers.transformer import TimerBlock, TimerLayer
 from models.output import Forecast
-from models.timer_xl import Dims, check_stats_on_top_of
+from models.timer_xl import TimerConfig, check_stats_on_top_of
 
 
 def sinusoidal_table(max_len, d_model):
@@ -29,23 +29,27 @@ class Timer(nn.Module):
     stochastic = False
 
     @staticmethod
-    def setting_sizes(configs):
-        return Dims.of(configs).tag()
+    def config_from(flags):
+        return TimerConfig.of(flags)
 
-    def __init__(self, configs, dims: Dims = None):
+    @staticmethod
+    def setting_sizes(config):
+        return config.dims.tag()
+
+    def __init__(self, config: TimerConfig):
         super().__init__()
-        dims = dims or Dims.of(configs)
-        self.patch_len, self.output_len = configs.input_token_len, configs.output_token_len
-        self.use_norm = configs.use_norm
+        dims = config.dims
+        self.patch_len, self.output_len = config.patch_len, config.output_len
+        self.use_norm = config.use_norm
         d_model = dims.d_model
         self.embedding = nn.Linear(self.patch_len, d_model, bias=False)
         self.register_buffer("position_table", sinusoidal_table(self.MAX_POSITIONS, d_model), persistent=False)
-        self.dropout = nn.Dropout(configs.dropout)
-        layers = [TimerLayer(AttentionLayer(CausalAttention(configs.dropout, configs.flash_attention), d_model, dims.n_heads),
-                             d_model, dims.d_ff, configs.dropout, configs.activation) for _ in range(dims.e_layers)]
+        self.dropout = nn.Dropout(config.dropout)
+        layers = [TimerLayer(AttentionLayer(CausalAttention(config.dropout, config.flash_attention), d_model, dims.n_heads),
+                             d_model, dims.d_ff, config.dropout, config.activation) for _ in range(dims.e_layers)]
         self.blocks = TimerBlock(layers, d_model)
         self.n_layers = dims.e_layers
-        self.head = nn.Linear(d_model, configs.output_token_len)
+        self.head = nn.Linear(d_model, config.output_len)
 
     def forward(self, x, cache=None, stats=None):
         """x [B, T*P, C]: a window, or the T new time steps on top of `cache` with their statistics

@@ -2,18 +2,16 @@
 scaled by --draft_scale_*, with the rules of timer_xl_draft (model.md 6). A point forecaster: no
 stochastic head. With all factors 1.0 it is exactly a `timer` (same keys, same outputs)."""
 from models.timer import Timer
-from models.timer_xl_draft import draft_dims
+from models.timer_xl import TimerConfig
+from models.timer_xl_draft import scaled_sizes
 
 
 class TimerDraft(Timer):
     scaled_by_draft_flags = True
 
     @staticmethod
-    def setting_sizes(configs):
-        return draft_dims(configs).tag()
-
-    def __init__(self, configs):
-        super().__init__(configs, draft_dims(configs))
+    def config_from(flags):
+        return TimerConfig.of(flags, **scaled_sizes(flags))
 
 
 Model = TimerDraft

@@ -10,7 +10,8 @@ for the call, or one per step: speculative.md 2.1). A full forward is the same c
 index c*N + n instead of the time index (model.md 3.4a): OpenLTM's multivariate checkpoints then give
 OpenLTM's numbers, but only in full forwards (no cache).
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar, Optional
 
 from torch import nn
 
@@ -19,6 +20,8 @@ from layers.instance_norm import denormalize
 from layers.patching import patchify
 from layers.transformer import TimerBlock, TimerLayer
 from models.output import Forecast
+
+ROPE_HEAD_DIM_MULTIPLE = 4  # RoPE rotates whole pairs of half the head
 
 
 @dataclass(frozen=True)
@@ -29,49 +32,96 @@ class Dims:
     e_layers: int
 
     @staticmethod
-    def of(configs):
-        return Dims(configs.d_model, configs.n_heads, configs.d_ff, configs.e_layers)
+    def of(flags, prefix=""):
+        """The sizes --{prefix}d_model, --{prefix}n_heads, --{prefix}d_ff, --{prefix}e_layers."""
+        return Dims(*(getattr(flags, f"{prefix}{name}") for name in ("d_model", "n_heads", "d_ff", "e_layers")))
 
     def tag(self):
         """The sizes part of a setting string."""
         return f"el{self.e_layers}_dm{self.d_model}_dff{self.d_ff}_nh{self.n_heads}"
 
-    def check(self):
+    def check(self, head_dim_multiple):
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
         head_dim = self.d_model // self.n_heads
-        if head_dim % 4:
-            raise ValueError(f"head dim d_model/n_heads = {head_dim} must be a multiple of 4 (RoPE rotates whole pairs of half the head)")
+        if head_dim % head_dim_multiple:
+            raise ValueError(f"head dim d_model/n_heads = {head_dim} must be a multiple of {head_dim_multiple}")
+
+
+@dataclass(frozen=True)
+class TimerConfig:
+    """What a Timer is built from: its sizes, the token lengths (--input_token_len, --output_token_len) and the
+    flags of the same names. scaled_from: a draft's, the target sizes its dims are scaled from."""
+    dims: Dims
+    patch_len: int
+    output_len: int
+    use_norm: bool
+    dropout: float
+    activation: str
+    flash_attention: bool
+    scaled_from: Optional[Dims] = field(default=None, kw_only=True)
+
+    head_dim_multiple: ClassVar[int] = 1
+
+    @classmethod
+    def of(cls, flags, **given):
+        """The configuration run.py's flags give; given: fields that are not read from them (a subclass's own
+        fields, a draft's sizes)."""
+        read = dict(dims=Dims.of(flags), patch_len=flags.input_token_len, output_len=flags.output_token_len,
+                    use_norm=flags.use_norm, dropout=flags.dropout, activation=flags.activation,
+                    flash_attention=flags.flash_attention)
+        return cls(**{**read, **given})
+
+    def __post_init__(self):
+        self.dims.check(self.head_dim_multiple)
+
+
+@dataclass(frozen=True)
+class TimerXLConfig(TimerConfig):
+    """A Timer's configuration and Timer-XL's own flags; stochastic: a log-variance head beside the mean head (the
+    draft's --draft_stochastic)."""
+    covariate: bool
+    rope_position: str
+    stochastic: bool = field(default=False, kw_only=True)
+
+    head_dim_multiple: ClassVar[int] = ROPE_HEAD_DIM_MULTIPLE
+
+    @classmethod
+    def of(cls, flags, **given):
+        return super().of(flags, covariate=flags.covariate, rope_position=flags.rope_position, **given)
 
 
 class TimerXL(nn.Module):
     patches_per_call = 1  # one next-patch prediction per input token
-    head_dim_multiple = 4  # RoPE rotates whole pairs of half the head
+    head_dim_multiple = ROPE_HEAD_DIM_MULTIPLE
     stochastic = False
 
     @staticmethod
-    def setting_sizes(configs):
-        return Dims.of(configs).tag()
+    def config_from(flags):
+        return TimerXLConfig.of(flags)
 
-    def __init__(self, configs, dims: Dims = None):
+    @staticmethod
+    def setting_sizes(config):
+        return config.dims.tag()
+
+    def __init__(self, config: TimerXLConfig):
         super().__init__()
-        dims = dims or Dims.of(configs)
-        dims.check()
-        self.dims = dims
-        self.patch_len = configs.input_token_len
-        self.output_len = configs.output_token_len
-        self.use_norm = configs.use_norm
-        self.flat_positions = configs.rope_position == "flat"
+        dims = self.dims = config.dims
+        self.patch_len = config.patch_len
+        self.output_len = config.output_len
+        self.use_norm = config.use_norm
+        self.flat_positions = config.rope_position == "flat"
         self.embedding = nn.Linear(self.patch_len, dims.d_model)
-        self.blocks = TimerBlock([self._layer(configs, dims) for _ in range(dims.e_layers)], dims.d_model)
+        self.blocks = TimerBlock([self._layer(config) for _ in range(dims.e_layers)], dims.d_model)
         self.n_layers = dims.e_layers
         self._build_head(dims.d_model)
 
-    def _layer(self, configs, dims):
-        inner = TimeAttention(dims.d_model // dims.n_heads, dims.n_heads, configs.dropout, covariate=configs.covariate,
-                              use_sdpa=configs.flash_attention, flat_positions=self.flat_positions)
+    def _layer(self, config):
+        dims = config.dims
+        inner = TimeAttention(dims.d_model // dims.n_heads, dims.n_heads, config.dropout, covariate=config.covariate,
+                              use_sdpa=config.flash_attention, flat_positions=self.flat_positions)
         attention = AttentionLayer(inner, dims.d_model, dims.n_heads)
-        return TimerLayer(attention, dims.d_model, dims.d_ff, configs.dropout, configs.activation)
+        return TimerLayer(attention, dims.d_model, dims.d_ff, config.dropout, config.activation)
 
     def _build_head(self, d_model):
         self.head = nn.Linear(d_model, self.output_len)

@@ -2,7 +2,7 @@
 from torch import nn
 
 from models.output import LOGVAR_BIAS_INIT, gaussian_forecast
-from models.timer_xl import Dims, TimerXL
+from models.timer_xl import Dims, TimerXL, TimerXLConfig
 
 
 def nearest_multiple(target, step):
@@ -12,29 +12,35 @@ def nearest_multiple(target, step):
     return upper if upper - target <= target - lower else lower
 
 
-def draft_dims(configs):
+def draft_dims(flags):
     """Scale the target sizes --d_model/--n_heads/--d_ff/--e_layers by the --draft_scale_* factors."""
-    heads = max(1, round(configs.draft_scale_n_heads * configs.n_heads))
-    width = nearest_multiple(round(configs.draft_scale_d_model * configs.d_model), 4 * heads)
-    ffn = max(16, round(configs.draft_scale_d_ff * configs.d_ff))
-    layers = max(1, round(configs.draft_scale_e_layers * configs.e_layers))
+    heads = max(1, round(flags.draft_scale_n_heads * flags.n_heads))
+    width = nearest_multiple(round(flags.draft_scale_d_model * flags.d_model), 4 * heads)
+    ffn = max(16, round(flags.draft_scale_d_ff * flags.d_ff))
+    layers = max(1, round(flags.draft_scale_e_layers * flags.e_layers))
     return Dims(width, heads, ffn, layers)
+
+
+def scaled_sizes(flags):
+    """The fields a draft's configuration has in place of its target's: the scaled sizes, and the sizes they scale
+    (which only the target must be able to have)."""
+    return {"dims": draft_dims(flags), "scaled_from": Dims.of(flags)}
 
 
 class TimerXLDraft(TimerXL):
     scaled_by_draft_flags = can_be_stochastic = True
 
     @staticmethod
-    def setting_sizes(configs):
-        return draft_dims(configs).tag()
+    def config_from(flags):
+        return TimerXLConfig.of(flags, **scaled_sizes(flags), stochastic=flags.draft_stochastic)
 
-    def __init__(self, configs):
-        self.stochastic = configs.draft_stochastic
-        dims = draft_dims(configs)
-        super().__init__(configs, dims)
+    def __init__(self, config: TimerXLConfig):
+        self.stochastic = config.stochastic
+        super().__init__(config)
+        dims, target = config.dims, config.scaled_from
         n_params = sum(p.numel() for p in self.parameters())
         print(f"draft dims: d_model {dims.d_model}, n_heads {dims.n_heads}, d_ff {dims.d_ff}, "
-              f"e_layers {dims.e_layers} (from {configs.d_model}/{configs.n_heads}/{configs.d_ff}/{configs.e_layers}); "
+              f"e_layers {dims.e_layers} (from {target.d_model}/{target.n_heads}/{target.d_ff}/{target.e_layers}); "
               f"{n_params:,} parameters{' (stochastic)' if self.stochastic else ''}")
 
     def _build_head(self, d_model):

@@ -17,6 +17,8 @@ L = --seq_len, D = --hidden_dim). A model of its own context length: it refuses 
 One call forecasts every patch it will propose, so it takes no KV cache: the rollouts give it the
 window of the last L points (patches_per_call = K, speculative/proposer.py).
 """
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -76,6 +78,45 @@ class Level(nn.Module):
         return self.layers(view).reshape(batch, n_vars, n_patches, width)
 
 
+@dataclass(frozen=True)
+class TTMConfig:
+    """What a TTM is built from: patch_len --input_token_len, context_len --seq_len, patches_per_call
+    --ttm_patches, ap_levels --AP_levels, stochastic --draft_stochastic; the other fields are the flags of their
+    names. Refuses sizes a TTM cannot have with a ValueError naming the flag."""
+    patch_len: int
+    context_len: int
+    patches_per_call: int
+    hidden_dim: int
+    layers: int
+    ap_levels: int
+    factor: int
+    mode: str
+    d_mode: str
+    n_vars: int
+    dropout: float
+    use_norm: bool
+    stochastic: bool
+
+    @classmethod
+    def of(cls, flags):
+        return cls(flags.input_token_len, flags.seq_len, flags.ttm_patches, flags.hidden_dim, flags.layers,
+                   flags.AP_levels, flags.factor, flags.mode, flags.d_mode, flags.n_vars, flags.dropout,
+                   flags.use_norm, flags.draft_stochastic)
+
+    def __post_init__(self):
+        for flag in ("mode", "d_mode"):
+            if getattr(self, flag) not in MODES:
+                raise ValueError(f"--{flag} '{getattr(self, flag)}' is not one of: {', '.join(MODES)}")
+        if self.context_len % self.patch_len:
+            raise ValueError(f"--seq_len {self.context_len} is not a multiple of --input_token_len {self.patch_len}")
+        if self.patches_per_call < 1 or self.layers < 1 or self.ap_levels < 0:
+            raise ValueError(f"ttm needs --ttm_patches >= 1, --layers >= 1, --AP_levels >= 0 "
+                             f"(got {self.patches_per_call}, {self.layers}, {self.ap_levels})")
+        if self.hidden_dim % 2**self.ap_levels:
+            raise ValueError(f"--hidden_dim {self.hidden_dim} must be divisible by 2^--AP_levels = "
+                             f"{2**self.ap_levels} (adaptive patching splits the features)")
+
+
 class TTM(nn.Module):
     n_layers = 0  # no attention layers: nothing to cache
     can_be_stochastic = True
@@ -83,25 +124,28 @@ class TTM(nn.Module):
     own_flags = ("n_vars", "factor", "mode", "AP_levels", "d_mode", "layers", "hidden_dim", "ttm_patches")
 
     @staticmethod
-    def setting_sizes(configs):
-        return (f"hd{configs.hidden_dim}_ly{configs.layers}_ap{configs.AP_levels}_fa{configs.factor}_"
-                f"{configs.mode}_{configs.d_mode}_kp{configs.ttm_patches}")
+    def config_from(flags):
+        return TTMConfig.of(flags)
 
-    def __init__(self, configs):
+    @staticmethod
+    def setting_sizes(config):
+        return (f"hd{config.hidden_dim}_ly{config.layers}_ap{config.ap_levels}_fa{config.factor}_"
+                f"{config.mode}_{config.d_mode}_kp{config.patches_per_call}")
+
+    def __init__(self, config: TTMConfig):
         super().__init__()
-        check_flags(configs)
-        self.patch_len, self.context_len = configs.input_token_len, configs.seq_len
-        self.patches_per_call = configs.ttm_patches
+        self.patch_len, self.context_len = config.patch_len, config.context_len
+        self.patches_per_call = config.patches_per_call
         self.output_len = self.patches_per_call * self.patch_len
-        self.stochastic, self.use_norm = configs.draft_stochastic, configs.use_norm
-        self.n_vars = configs.n_vars if "mix_channel" in (configs.mode, configs.d_mode) else None
-        n_patches, width = configs.seq_len // self.patch_len, configs.hidden_dim
-        mixer_args = (configs.n_vars, configs.mode == "mix_channel", configs.factor, configs.dropout)
+        self.stochastic, self.use_norm = config.stochastic, config.use_norm
+        self.n_vars = config.n_vars if "mix_channel" in (config.mode, config.d_mode) else None
+        n_patches, width = config.context_len // self.patch_len, config.hidden_dim
+        mixer_args = (config.n_vars, config.mode == "mix_channel", config.factor, config.dropout)
         self.embedding = nn.Linear(self.patch_len, width)
-        self.blocks = nn.Sequential(*[Level(k, n_patches, width, configs.layers, mixer_args)
-                                      for k in range(configs.AP_levels, -1, -1)])
-        self.decoder = mixer_layer(n_patches, width, configs.n_vars, configs.d_mode == "mix_channel",
-                                   configs.factor, configs.dropout)
+        self.blocks = nn.Sequential(*[Level(k, n_patches, width, config.layers, mixer_args)
+                                      for k in range(config.ap_levels, -1, -1)])
+        self.decoder = mixer_layer(n_patches, width, config.n_vars, config.d_mode == "mix_channel",
+                                   config.factor, config.dropout)
         self._build_heads(n_patches * width)
 
     def _build_heads(self, features):
@@ -132,21 +176,6 @@ class TTM(nn.Module):
         if self.n_vars is not None and x.shape[2] != self.n_vars:
             raise ValueError(f"ttm with channel mixing needs --n_vars {x.shape[2]} (the data's variables), "
                              f"got --n_vars {self.n_vars}")
-
-
-def check_flags(configs):
-    """A ValueError naming the flag for sizes a TTM cannot have."""
-    for flag in ("mode", "d_mode"):
-        if getattr(configs, flag) not in MODES:
-            raise ValueError(f"--{flag} '{getattr(configs, flag)}' is not one of: {', '.join(MODES)}")
-    if configs.seq_len % configs.input_token_len:
-        raise ValueError(f"--seq_len {configs.seq_len} is not a multiple of --input_token_len {configs.input_token_len}")
-    if configs.ttm_patches < 1 or configs.layers < 1 or configs.AP_levels < 0:
-        raise ValueError(f"ttm needs --ttm_patches >= 1, --layers >= 1, --AP_levels >= 0 "
-                         f"(got {configs.ttm_patches}, {configs.layers}, {configs.AP_levels})")
-    if configs.hidden_dim % 2**configs.AP_levels:
-        raise ValueError(f"--hidden_dim {configs.hidden_dim} must be divisible by 2^--AP_levels = "
-                         f"{2**configs.AP_levels} (adaptive patching splits the features)")
 
 
 Model = TTM

@@ -458,20 +458,20 @@ def test_ttm_serves_as_spec_draft_model_from_the_targets_flags(checkpoints, tmp_
 # ---- a new family is one file ------------------------------------------------------------------------------
 
 NEW_FAMILY = '''
+from dataclasses import replace
+
 from models.timer import Timer
-from models.timer_xl import Dims
 
 
 class WideTimer(Timer):
     """Timer with twice the flags' feed-forward width: a family that no other file knows of."""
 
     @staticmethod
-    def setting_sizes(configs):
-        return "wide_" + Dims.of(configs).tag()
+    def setting_sizes(config):
+        return "wide_" + config.dims.tag()
 
-    def __init__(self, configs):
-        dims = Dims.of(configs)
-        super().__init__(configs, Dims(dims.d_model, dims.n_heads, 2 * dims.d_ff, dims.e_layers))
+    def __init__(self, config):
+        super().__init__(replace(config, dims=replace(config.dims, d_ff=2 * config.dims.d_ff)))
 
 
 Model = WideTimer

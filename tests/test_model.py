@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from conftest import make_args
 from layers.attention import RotaryEmbedding, TokenLabels, blocked_mask
 from layers.instance_norm import instance_stats, normalize
-from models import model_from_flags, model_class
+from models import config_of, model_from_flags, model_class
 from models.timer_xl import Dims
 from models.timer_xl_draft import draft_dims
 
@@ -186,7 +186,7 @@ def test_draft_head_dim_is_multiple_of_4(target):
         assert dims.n_heads >= 1 and dims.d_ff >= 16 and dims.e_layers >= 1, (s_d, s_h, dims)
         assert dims.d_model % dims.n_heads == 0 and (dims.d_model // dims.n_heads) % 4 == 0, (s_d, s_h, dims)
         assert dims.d_model == step if wanted <= step else abs(dims.d_model - wanted) <= step / 2, (s_d, s_h, dims)
-        dims.check()
+        dims.check(4)
 
 
 @pytest.mark.parametrize('flags', [{}, {'use_norm': True, 'covariate': True}])
@@ -445,7 +445,7 @@ def test_projection_weights_are_transposed_in_memory_and_the_state_dict_is_uncha
     the same keys, shapes and values as the family's plain module, and the same outputs."""
     args = make_args(**TINY)
     torch.manual_seed(0)
-    plain = model_class('timer_xl')(args).eval()
+    plain = model_class('timer_xl')(config_of('timer_xl', args)).eval()
     torch.manual_seed(0)
     built = model_from_flags('timer_xl', args).eval()
     plain_state, built_state = plain.state_dict(), built.state_dict()

@@ -2,7 +2,6 @@
 checkpoints a run reads or writes becomes a UsageError whose one-line message names the flag, file or value and
 what would be valid. run.py calls `validate` before any model or data loader is built."""
 import contextlib
-import copy
 import io
 import json
 import math
@@ -21,7 +20,7 @@ from data_provider.data_factory import DATA_DICT, reads_a_folder
 from data_provider.data_loader import MultivariateDatasetBenchmark
 from data_provider.readers import READERS, DataFileError, read_named_series
 from data_provider.splits import StandardScaler, count_windows, file_stem, split_borders
-from models import families, family_trait, model_from_flags, n_parameters, teacher_config
+from models import as_teacher, build_model, config_of, families, family_trait, n_parameters
 from utils.checkpoint import (MANIFEST_FILE, CheckpointMismatch, map_head_to_mean, mismatch_report, read_manifest,
                               read_state_dict)
 from utils.failures import print_error
@@ -328,10 +327,10 @@ def run_memory(args):
     return "this machine's memory", os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def built_shapes(key, model_args):
-    """shapes_only_model, a size mistake it raises as a UsageError."""
+def built_shapes(key, args, configure=config_of):
+    """shapes_only_model of family key configured from args, a size mistake it raises as a UsageError."""
     try:
-        return shapes_only_model(key, model_args)
+        return shapes_only_model(key, configure(key, args))
     except ValueError as error:
         raise UsageError(f"{key}: {error}") from None
 
@@ -451,6 +450,7 @@ class CheckpointSource:
     model_args: object
     described_by: str  # the flags that size that model
     map_head: bool = False  # --adaptation into a stochastic draft may map head.* to head_mean.*
+    configure: object = config_of  # (family key, model_args) -> the configuration it is built with here
 
 
 def sizes(args, prefix=""):
@@ -471,9 +471,9 @@ def checkpoint_sources(args):
         yield replace(model_source("--pretrain_model_path", args.pretrain_model_path, args),
                        map_head=may_be_stochastic(args) and args.draft_stochastic)
     if args.distill:
-        yield CheckpointSource("--distill_target_ckpt", args.distill_target_ckpt, args.distill_target_model,
-                               teacher_config(args),
-                               f"--distill_target_model {args.distill_target_model} {sizes(args, 'distill_target_')}")
+        yield CheckpointSource("--distill_target_ckpt", args.distill_target_ckpt, args.distill_target_model, args,
+                               f"--distill_target_model {args.distill_target_model} {sizes(args, 'distill_target_')}",
+                               configure=teacher_of)
     if args.use_speculative:
         yield draft_source("--spec_draft_ckpt", args.spec_draft_ckpt, args)
 
@@ -494,16 +494,16 @@ def draft_source(flag, path, args):
 def check_checkpoint(source):
     state = read_checkpoint_file(source.flag, source.path)
     check_trained_with(source)
-    model = built_shapes(source.model, source.model_args)
+    model = built_shapes(source.model, source.model_args, source.configure)
     if source.map_head:
         map_head_to_mean(state, model, log=lambda *_: None)
     problem = mismatch_report(source.path, state, model)
     if problem is None:
         return
-    found = identify(state, source.model_args)
+    found = identify(state, source.model_args, source.configure)
     if found and found[0] != source.model:
         raise UsageError(f"{source.flag} {source.path} holds {describe(*found)}, but these flags need "
-                         f"{describe(source.model, source.model_args.draft_stochastic)}")
+                         f"{describe(source.model, model.stochastic)}")
     raise UsageError(f"{source.flag} {source.path} does not fit {source.described_by}: {problem}")
 
 
@@ -536,28 +536,33 @@ def read_checkpoint_file(flag, path):
                          f"{reason})") from None
 
 
-def shapes_only_model(key, model_args):
+def teacher_of(key, args):
+    """The configuration of family key as the distillation teacher of these flags."""
+    return as_teacher(config_of(key, args), args)
+
+
+def shapes_only_model(key, config):
     """The model on the meta device: its state dict has every name and shape, but no memory and no init cost."""
     with torch.device("meta"), contextlib.redirect_stdout(io.StringIO()):
-        return model_from_flags(key, model_args)
+        return build_model(key, config)
 
 
 def describe(key, stochastic):
     return f"a stochastic {key} model ({key} --draft_stochastic)" if stochastic else f"a {key} model"
 
 
-def identify(state, model_args):
+def identify(state, model_args, configure=config_of):
     """What a checkpoint that does not fit the flags holds instead: (model key, stochastic) of the model built from
     the same flags whose names and shapes it matches exactly, or None."""
     shapes = {k: tuple(v.shape) for k, v in state.items()}
     for key in families():
+        try:
+            config = configure(key, model_args)
+        except ValueError:  # flags that family cannot be built from
+            continue
         for stochastic in (False, True) if family_trait(key, "can_be_stochastic") else (False,):
-            candidate = copy.copy(model_args)
-            candidate.draft_stochastic = stochastic
-            try:
-                expected = shapes_only_model(key, candidate).state_dict()
-            except ValueError:  # flags that family cannot be built from
-                continue
+            candidate = replace(config, stochastic=stochastic) if family_trait(key, "can_be_stochastic") else config
+            expected = shapes_only_model(key, candidate).state_dict()
             if shapes == {k: tuple(v.shape) for k, v in expected.items()}:
                 return key, stochastic
     return None
@@ -618,7 +623,8 @@ CHECKPOINT_COPIES, BYTES_PER_WEIGHT = 2, 4
 
 
 def check_free_space(args):
-    needed = n_parameters(shapes_only_model(args.model, args)) * BYTES_PER_WEIGHT * CHECKPOINT_COPIES
+    model = shapes_only_model(args.model, config_of(args.model, args))
+    needed = n_parameters(model) * BYTES_PER_WEIGHT * CHECKPOINT_COPIES
     ancestor = existing_ancestor(args.checkpoints)
     free = shutil.disk_usage(ancestor).free
     if needed > free:
