@@ -12,7 +12,8 @@ from tqdm import tqdm
 from data_provider.data_factory import get_dataset, get_loader
 from models import model_from_flags, n_parameters
 from speculative import RolloutOptions, TargetOnlyDecoder
-from utils.checkpoint import atomic_write, load_checkpoint, save_checkpoint, write_manifest
+from utils.atomic import atomic_write
+from utils.checkpoint import load_checkpoint, save_checkpoint, write_manifest
 from utils.component_timer import ComponentTimer
 from utils.distributed import all_reduce_sum, barrier, init_distributed, shutdown
 from utils.failures import RunFailure

@@ -23,7 +23,7 @@ from data_provider.data_factory import spread_loader
 from speculative.engine import SpeculativeDecoder
 from speculative.speed_model import predicted_speedup
 from speculative.target_only import TargetOnlyDecoder
-from utils.checkpoint import atomic_write
+from utils.atomic import atomic_write_text
 
 BOOTSTRAP = 1000
 ADAPTIVE = "adaptive"
@@ -57,7 +57,7 @@ class Calibration:
                                    adaptive=adaptive)
 
     def save(self, path):
-        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(dataclasses.asdict(self), indent=1)))
+        atomic_write_text(path, json.dumps(dataclasses.asdict(self), indent=1))
 
     @staticmethod
     def load(path):

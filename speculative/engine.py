@@ -32,7 +32,7 @@ from speculative.counters import SpecCounters
 from speculative.debug_rows import RoundRecord
 from speculative.proposer import DraftProposer
 from speculative.random_streams import log_uniform_draws, normal_draws, sample_generators
-from speculative.rollout import RolloutOptions, make_rollout
+from speculative.rollout_options import RolloutOptions, make_rollout
 from speculative.speed_model import StepCosts, measure_step_costs
 from speculative.tracer import SectionTimer
 

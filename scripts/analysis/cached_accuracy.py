@@ -27,7 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from data_provider.data_factory import spread_loader  # noqa: E402
 from models import model_from_flags  # noqa: E402
 from speculative import RolloutOptions, TargetOnlyDecoder  # noqa: E402
-from utils.checkpoint import atomic_write, load_checkpoint  # noqa: E402
+from utils.atomic import atomic_write  # noqa: E402
+from utils.checkpoint import load_checkpoint  # noqa: E402
 from utils.failures import exit_cleanly  # noqa: E402
 from utils.flags import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
 from utils.validation import (check_not_given, check_numbers, check_output_folder, exit_on_usage_error,  # noqa: E402
