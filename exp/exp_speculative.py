@@ -28,7 +28,7 @@ from utils.checkpoint import load_checkpoint
 from utils.metrics import StreamingMetrics
 from utils.spec_report import (BREAKDOWN_FILE, SUMMARY_FILE, write_debug_csv, write_speculative_breakdown,
                                write_speculative_summary)
-from utils.stopwatch import timed
+from utils.timing import timed
 
 
 def build_draft(args):

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from utils.stopwatch import timed
+from utils.timing import timed
 
 NAN = float("nan")
 

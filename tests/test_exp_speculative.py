@@ -314,7 +314,7 @@ def fake_clock(monkeypatch):
     Yields the sides of the timed calls in order ('speculative' when it called the draft)."""
     from models.timer_xl import TimerXL
     from models.timer_xl_draft import TimerXLDraft
-    from utils import stopwatch
+    from utils import timing
 
     clock = {'now': 0.0, 'draft_calls': 0}
 
@@ -325,12 +325,12 @@ def fake_clock(monkeypatch):
         elif isinstance(module, TimerXL):
             clock['now'] += TARGET_CALL_S
 
-    monkeypatch.setattr(stopwatch, 'time', type('FakeTime', (), {'perf_counter': staticmethod(lambda: clock['now'])}))
+    monkeypatch.setattr(timing, 'time', type('FakeTime', (), {'perf_counter': staticmethod(lambda: clock['now'])}))
     sides = []
 
     def timed_side(fn, device):
         drafts_before = clock['draft_calls']
-        result = stopwatch.timed(fn, device)
+        result = timing.timed(fn, device)
         sides.append('speculative' if clock['draft_calls'] > drafts_before else 'baseline')
         return result
 

@@ -26,7 +26,7 @@ from test_model import reference_forward
 from test_spec_decoding import (CallSpy, PatchMap, contexts, decode, same_distribution_failures,
                                 target_only)
 from utils.checkpoint import save_checkpoint
-from utils.component_timer import ComponentTimer
+from utils.timing import ComponentTimer
 from cli.paths import make_setting
 from utils.flags import parse_flags
 from utils.validation import UsageError, validate

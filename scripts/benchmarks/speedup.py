@@ -57,7 +57,7 @@ from speculative.engine import WARM_UP_REPEATS  # noqa: E402
 from speculative.speed_model import speed_report  # noqa: E402
 from utils.atomic import atomic_write  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
-from utils.stopwatch import timed  # noqa: E402
+from utils.timing import timed  # noqa: E402
 from utils.validation import (UsageError, check_device, check_not_given, check_numbers,  # noqa: E402
                               check_output_folder, exit_on_usage_error, validate_script)
 
