@@ -17,13 +17,12 @@ from utils.distributed import all_reduce_sum, barrier, init_distributed, shutdow
 from utils.failures import RunFailure
 from utils.losses import gaussian_nll
 from utils.metrics import StreamingMetrics
-from utils.results import append_record, forecast_record
 from cli.paths import CHECKPOINT_FILE, make_setting
-from utils.spec_report import BREAKDOWN_FILE, SUMMARY_FILE, write_standard_breakdown, write_standard_summary
+from utils.records import (BREAKDOWN_FILE, FORECAST_RESULT_FILE, SUMMARY_FILE, append_record, forecast_record,
+                           write_standard_breakdown, write_standard_summary)
 from utils.timing import ComponentTimer, clock, timed
 from utils.tools import EarlyStopping, learning_rate_at, plot_forecast, set_learning_rate
 
-FORECAST_RESULT_FILE = "result_long_term_forecast.txt"
 RESUME_FILE = "resume.pth"  # beside checkpoint.pth while a training has epochs left
 
 

@@ -22,12 +22,12 @@ from exp.exp_forecast import ExpForecast
 from models import model_from_flags
 from speculative import RolloutOptions, SpecConfig, SpeculativeDecoder
 from speculative.calibration import Calibration, calibrate, calibration_batches
-from speculative.debug_rows import debug_rows
+from speculative.debug_rows import DEBUG_COLUMNS, debug_rows
 from speculative.speed_model import speed_report
 from utils.checkpoint import load_checkpoint
 from utils.metrics import StreamingMetrics
-from utils.spec_report import (BREAKDOWN_FILE, SUMMARY_FILE, write_debug_csv, write_speculative_breakdown,
-                               write_speculative_summary)
+from utils.records import (BREAKDOWN_FILE, SUMMARY_FILE, write_debug_csv, write_speculative_breakdown,
+                           write_speculative_summary)
 from utils.timing import timed
 
 
@@ -144,4 +144,4 @@ class ExpSpeculative(ExpForecast):
         if args.trace_inference_breakdown:
             write_speculative_breakdown(BREAKDOWN_FILE, setting, self.decoder.tracer)
         if args.spec_debug_accept:
-            write_debug_csv(args.spec_debug_out, self.debug_rows)
+            write_debug_csv(args.spec_debug_out, self.debug_rows, DEBUG_COLUMNS)

@@ -23,7 +23,7 @@ from models import model_from_flags
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from speculative import RolloutOptions, TargetOnlyDecoder
 from speculative.random_streams import sample_generators
-from utils.spec_report import BREAKDOWN_FILE, SUMMARY_FILE, parse_summary
+from utils.records import BREAKDOWN_FILE, SUMMARY_FILE, parse_summary
 
 DATASETS = Path(__file__).resolve().parents[1].parent / 'shared' / 'datasets'
 ETT_ROOT = DATASETS / 'ETT-small'

@@ -31,7 +31,6 @@ Writes OUT_DIR/speedup.csv (one row per candidate and grid point), OUT_DIR/speed
 target-only `cached` against K, one panel per batch size, one line per rollout and horizon) and
 prints a markdown table. --quick: batch sizes 1 and 8, horizon 720, K 1 and 3, 2 timed batches.
 """
-import csv
 import dataclasses
 import math
 import os
@@ -55,8 +54,8 @@ from speculative.cached import CACHE_STATS  # noqa: E402
 from speculative.calibration import Calibration, calibration_batches, choose, measure_settings  # noqa: E402
 from speculative.engine import WARM_UP_REPEATS  # noqa: E402
 from speculative.speed_model import speed_report  # noqa: E402
-from utils.atomic import atomic_write  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
+from utils.records import write_table  # noqa: E402
 from utils.timing import timed  # noqa: E402
 from utils.validation import (UsageError, check_device, check_not_given, check_numbers,  # noqa: E402
                               check_output_folder, exit_on_usage_error, validate_script)
@@ -263,15 +262,6 @@ def speculative_columns(decoder):
                 **speed_report(decoder.costs, counters, decoder.config.k))
 
 
-def write_csv(rows, path):
-    def write(temporary):
-        with open(temporary, "w", newline="") as f:
-            writer = csv.DictWriter(f, COLUMNS, restval="")
-            writer.writeheader()
-            writer.writerows(rows)
-    atomic_write(path, write)
-
-
 def markdown(rows):
     head = ["batch", "H", "candidate", "per_batch_s", "x sliding", "x cached", "accept %", "patches/call",
             "target calls/forecast", "c (range)", "v (range)", "predicted", "x same rollout", "MSE", "MSE vs target",
@@ -340,7 +330,7 @@ def main(argv=None):
         truth = torch.cat([y for _, y, _ in batches])
         rows += grid_rows(cands, seconds, preds, truth, batch_size, horizon)
     os.makedirs(bench.out_dir, exist_ok=True)
-    write_csv(rows, os.path.join(bench.out_dir, "speedup.csv"))
+    write_table(os.path.join(bench.out_dir, "speedup.csv"), COLUMNS, rows)
     plot(rows, os.path.join(bench.out_dir, "speedup.png"), bench.ks)
     print(markdown(rows))
     print(f"wrote {bench.out_dir}/speedup.csv and {bench.out_dir}/speedup.png")
