@@ -8,7 +8,6 @@ from torch.distributions import Normal
 from speculative.acceptance import (accept, gaussian_log_density, lossless_acceptance_prob,
                                     lossless_log_ratio, sample_residual, tolerance_log_ratio)
 from speculative.random_streams import log_uniform_draws, normal_draws, sample_generators
-from speculative.speed_model import round_speedup
 
 PATCH = (4, 3)  # P, C: n = 12 values per patch
 N_VALUES = PATCH[0] * PATCH[1]
@@ -194,11 +193,3 @@ def test_residual_draws_are_reproducible_per_row():
         alone, _ = sample_residual(mu_p[None], mu_q[None], 1.0, 0.0,
                                    sample_generators(9, [i]), 100)
         torch.testing.assert_close(alone[0], together[i])
-
-
-def test_round_speedup():
-    k, c, v = 3, 0.1, 1.2
-    assert round_speedup(0.5, k, c, v) == pytest.approx((1 - 0.5**4) / (0.5 * (k * c + v)))
-    assert round_speedup(1.0, k, c, v) == pytest.approx((k + 1) / (k * c + v))
-    assert round_speedup(1 - 1e-9, k, c, v) == pytest.approx(round_speedup(1.0, k, c, v))
-    assert round_speedup(0.0, k, c, v) == pytest.approx(1 / (k * c + v))

@@ -29,8 +29,8 @@ the spec lines):
     <blank line>
 
 Counts are per sample (speculative/counters.py); target_only_calls_per_forecast is ceil(H/P).
-The speed model (speculative/speed_model.py): c and v (of --spec_k, the largest K when adaptive) in
-target steps are medians over cost_repeats repeats spread across the run, with their min and max;
+The speed model (speculative/speed_model.py): c and v (of --spec_k; with adaptive K, of the K most
+proposing rounds used) in target steps are medians over cost_repeats repeats spread across the run, with their min and max;
 prefill_cost and target_prefill_cost are the costs of building the speculative and the target-only
 rollout of a batch (the `cached` prefills); predicted_speedup is the run's, prefills included, and
 nan when cost_check is not ok ("impossible c=0 v(1)=0.1812" names the impossible medians; adaptive K

@@ -24,8 +24,8 @@ takes every position equally often; after each pass the step costs are measured 
 Times are per pass, synchronised on CUDA; the table reports medians. Speedups are ratios of the
 median per-pass times of the same grid point; `predicted_speedup` is the speed model's speedup over
 target-only decoding in the same rollout, prefills included (speculative/speed_model.py), to compare
-with `speedup_same_rollout`; c and v (of the row's K, the largest K for adaptive) come with their
-range over the repeats, nan predicted when `cost_check` finds them impossible.
+with `speedup_same_rollout`; c and v (of the row's K; for adaptive, the K most of its proposing rounds
+used) come with their range over the repeats, nan predicted when `cost_check` finds them impossible.
 
 Writes OUT_DIR/speedup.csv (one row per candidate and grid point), OUT_DIR/speedup.png (speedup over
 target-only `cached` against K, one panel per batch size, one line per rollout and horizon) and
@@ -53,7 +53,7 @@ from speculative import ROLLOUTS, RolloutOptions, SpecConfig, SpeculativeDecoder
 from speculative.cached import CACHE_STATS  # noqa: E402
 from speculative.calibration import Calibration, calibration_batches, choose, measure_settings  # noqa: E402
 from speculative.engine import WARM_UP_REPEATS  # noqa: E402
-from speculative.speed_model import speed_report  # noqa: E402
+from speculative.speed_model import reported_k, speed_report  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
 from utils.records import write_table  # noqa: E402
 from utils.timing import timed  # noqa: E402
@@ -259,7 +259,7 @@ def speculative_columns(decoder):
     counters = decoder.counters
     return dict(acceptance_pct=counters.acceptance_pct, patches_per_target_call=counters.patches_per_target_call,
                 target_calls_per_forecast=counters.target_calls_per_forecast,
-                **speed_report(decoder.costs, counters, decoder.config.k))
+                **speed_report(decoder.costs, counters, reported_k(decoder.config, counters)))
 
 
 def markdown(rows):
