@@ -156,7 +156,7 @@ class LosslessRule:
     def final(self, mu_p_at, proposals, n_accepted, k_eff, generators):
         """(The final patches [A, P, C] float64, the number of residual samplers that fell back to p).
         n_accepted and k_eff [A] are on the CPU; the rows that accepted all draw the bonus first."""
-        final = mu_p_at.double()
+        final = mu_p_at.to(torch.float64, copy=True)
         rejected = n_accepted < k_eff
         bonus = (~rejected).nonzero().squeeze(1)
         final[bonus.to(final.device)] += self.sigma * normal_draws([generators[a] for a in bonus.tolist()],
