@@ -9,11 +9,13 @@ import hashlib
 import os
 import shutil
 import sys
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+
+from utils.atomic import atomic_write
+from utils.failures import RunFailure
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ETT_URL = 'https://raw.githubusercontent.com/zhouhaoyi/ETDataset/main/ETT-small/{}'
@@ -117,21 +119,16 @@ def fetch_file(entry, dest_root, mirror):
 
 
 def install_verified(open_source, target, expected_sha256):
-    """Stream the source into a temp file next to `target`, check its hash, then move it into place atomically."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f'.{target.name}.', suffix='.part')
-    try:
-        with os.fdopen(fd, 'wb') as out, open_source() as src:
+    """Stream the source into a temporary file next to `target`, check its hash, then move it into place
+    atomically."""
+    def write(temp_name):
+        with open(temp_name, 'wb') as out, open_source() as src:
             shutil.copyfileobj(src, out)
         actual = sha256_of(temp_name)
         if actual != expected_sha256:
             raise FetchError(f"{target.name}: sha256 mismatch, expected {expected_sha256}, got {actual}; "
                              f"{target} was not written")
-        os.chmod(temp_name, 0o644)
-        os.replace(temp_name, target)
-    finally:
-        if os.path.exists(temp_name):
-            os.remove(temp_name)
+    atomic_write(target, write)
 
 
 def main(argv=None):
@@ -146,7 +143,7 @@ def main(argv=None):
     for name in args.names:
         try:
             fetch_file(lookup(name), args.dest, mirror)
-        except (FetchError, OSError) as error:
+        except (FetchError, RunFailure, OSError) as error:
             print(f"error: {error}", file=sys.stderr)
             failed += 1
     return 1 if failed else 0

@@ -2,7 +2,6 @@
 rollout (--rollout sliding or cached, speculative/target_only.py)."""
 import math
 import os
-import time
 
 import numpy as np
 import torch
@@ -12,19 +11,18 @@ from tqdm import tqdm
 from data_provider.data_factory import get_dataset, get_loader
 from models import model_from_flags, n_parameters
 from speculative import RolloutOptions, TargetOnlyDecoder
-from utils.checkpoint import atomic_write, load_checkpoint, save_checkpoint, write_manifest
-from utils.component_timer import ComponentTimer
+from utils.atomic import atomic_write
+from utils.checkpoint import load_checkpoint, save_checkpoint, write_manifest
 from utils.distributed import all_reduce_sum, barrier, init_distributed, shutdown
 from utils.failures import RunFailure
 from utils.losses import gaussian_nll
 from utils.metrics import StreamingMetrics
-from utils.results import append_record, forecast_record
 from cli.paths import CHECKPOINT_FILE, make_setting
-from utils.spec_report import BREAKDOWN_FILE, SUMMARY_FILE, write_standard_breakdown, write_standard_summary
-from utils.stopwatch import timed
+from utils.records import (BREAKDOWN_FILE, FORECAST_RESULT_FILE, SUMMARY_FILE, append_record, forecast_record,
+                           write_standard_breakdown, write_standard_summary)
+from utils.timing import ComponentTimer, clock, timed
 from utils.tools import EarlyStopping, learning_rate_at, plot_forecast, set_learning_rate
 
-FORECAST_RESULT_FILE = "result_long_term_forecast.txt"
 RESUME_FILE = "resume.pth"  # beside checkpoint.pth while a training has epochs left
 
 
@@ -112,7 +110,7 @@ class ExpForecast:
 
     def _train_epoch(self, loader, optimizer, epoch):
         self.model.train()
-        losses, start = [], time.time()
+        losses, start = [], clock()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}", disable=not self.dist.is_main, leave=False)
         for i, (x, y, _, _) in enumerate(bar):
             optimizer.zero_grad()
@@ -124,7 +122,7 @@ class ExpForecast:
             losses.append(value)
             bar.set_postfix(loss=f"{value:.4f}")
             if (i + 1) % 100 == 0 and self.dist.is_main:
-                speed = (time.time() - start) / (i + 1)
+                speed = (clock() - start) / (i + 1)
                 bar.write(f"\titers: {i + 1}, epoch: {epoch + 1} | loss: {value:.7f}")
                 bar.write(f"\tspeed: {speed:.4f}s/iter; left time: {speed * (len(loader) - i - 1):.4f}s")
         return float(np.average(losses))
@@ -179,13 +177,13 @@ class ExpForecast:
                           initial=first_epoch, total=args.train_epochs):
             if hasattr(loaders["train"].sampler, "set_epoch"):
                 loaders["train"].sampler.set_epoch(epoch)
-            start = time.time()
+            start = clock()
             train_loss = self._train_epoch(loaders["train"], optimizer, epoch)
             vali_loss = self.vali(loaders["val"], is_test=args.valid_last)
             check_finite_loss(vali_loss, f"validation loss of epoch {epoch + 1}", checkpoint)
             test_loss = self.vali(loaders["test"], aligned_test=True)
             if self.dist.is_main:
-                print(f"Epoch: {epoch + 1} cost time: {time.time() - start:.1f}s")
+                print(f"Epoch: {epoch + 1} cost time: {clock() - start:.1f}s")
                 print(f"Epoch: {epoch + 1}, Steps: {len(loaders['train'])} | Train Loss: {train_loss:.7f} "
                       f"Vali Loss: {vali_loss:.7f} Test Loss: {test_loss:.7f}")
             stopper(vali_loss)
@@ -264,8 +262,8 @@ class ExpForecast:
         write_standard_summary(SUMMARY_FILE, setting, result["mse"], result["mae"], self.gen_time_s, n_batches,
                                self.baseline.rollout.label, args.target_sample)
         if self.component_timer:
-            components = {name: (total, self.component_timer.calls[name]) for name, total in self.component_timer.totals.items()}
-            write_standard_breakdown(BREAKDOWN_FILE, setting, self.gen_time_s, self.component_timer.calls["blocks"], components)
+            write_standard_breakdown(BREAKDOWN_FILE, setting, self.gen_time_s, self.component_timer.calls["blocks"],
+                                     self.component_timer.components())
             self.component_timer.close()
 
     def _test_batches(self, loader):

@@ -22,13 +22,13 @@ from exp.exp_forecast import ExpForecast
 from models import model_from_flags
 from speculative import RolloutOptions, SpecConfig, SpeculativeDecoder
 from speculative.calibration import Calibration, calibrate, calibration_batches
-from speculative.debug_rows import debug_rows
-from speculative.speed_model import speed_report
+from speculative.debug_rows import DEBUG_COLUMNS, debug_rows
+from speculative.speed_model import reported_k, speed_report
 from utils.checkpoint import load_checkpoint
 from utils.metrics import StreamingMetrics
-from utils.spec_report import (BREAKDOWN_FILE, SUMMARY_FILE, write_debug_csv, write_speculative_breakdown,
-                               write_speculative_summary)
-from utils.stopwatch import timed
+from utils.records import (BREAKDOWN_FILE, SUMMARY_FILE, write_debug_csv, write_speculative_breakdown,
+                           write_speculative_summary)
+from utils.timing import timed
 
 
 def build_draft(args):
@@ -131,7 +131,8 @@ class ExpSpeculative(ExpForecast):
 
     def _report_inference(self, setting, result, n_batches):
         args = self.args
-        extra = dict(speed=speed_report(self.decoder.costs, self.decoder.counters, self.config.k))
+        counters = self.decoder.counters
+        extra = dict(speed=speed_report(self.decoder.costs, counters, reported_k(self.config, counters)))
         if self.compares:
             extra.update(baseline_per_batch_s=self.baseline_time_s / n_batches,
                          mse_vs_target=self.squared_diff_to_target / self.n_values,
@@ -144,4 +145,4 @@ class ExpSpeculative(ExpForecast):
         if args.trace_inference_breakdown:
             write_speculative_breakdown(BREAKDOWN_FILE, setting, self.decoder.tracer)
         if args.spec_debug_accept:
-            write_debug_csv(args.spec_debug_out, self.debug_rows)
+            write_debug_csv(args.spec_debug_out, self.debug_rows, DEBUG_COLUMNS)

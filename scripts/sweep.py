@@ -33,6 +33,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from utils.atomic import atomic_write_text  # noqa: E402
 from utils.failures import exit_cleanly  # noqa: E402
 from utils.flags import parse_flags  # noqa: E402
 from utils.lock import folder_lock  # noqa: E402
@@ -93,16 +94,10 @@ def is_done(folder, command):
     return done.is_file() and done.read_text(encoding="utf-8") == shlex.join(command)
 
 
-def write_atomically(path, text):
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_point(folder, axes, command):
     folder.mkdir(parents=True, exist_ok=True)
     record = {"axes": [flag for flag, _ in axes], "flags": flag_values(command[3:]), "command": command}
-    write_atomically(folder / POINT_FILE, json.dumps(record, indent=1))
+    atomic_write_text(folder / POINT_FILE, json.dumps(record, indent=1))
 
 
 def run_point(folder, axes, command):
@@ -112,7 +107,7 @@ def run_point(folder, axes, command):
     with open(folder / LOG_FILE, "w", encoding="utf-8") as log:
         status = subprocess.run(command, cwd=folder, stdout=log, stderr=subprocess.STDOUT).returncode
     if status == 0:
-        write_atomically(folder / DONE_FILE, shlex.join(command))
+        atomic_write_text(folder / DONE_FILE, shlex.join(command))
     return status == 0
 
 

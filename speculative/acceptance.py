@@ -1,4 +1,6 @@
-"""Acceptance rules of speculative decoding (speculative.md section 4), in one place.
+"""Acceptance rules of speculative decoding (speculative.md section 4), in one place: the formulas, and one
+object per rule (ToleranceRule, LosslessRule, chosen by acceptance_rule from --spec_accept_mode) that owns
+what the draft proposes, the log-ratio and the patch after the accepted proposals.
 
 All rules work on whole patches: tensors [..., P, C] whose last two dims hold the n = P·C values
 of one patch; a rule returns one float64 value per patch. Everything is in float64 and in log
@@ -113,3 +115,67 @@ def lossless_acceptance_prob(delta, sigma, bias=1.0):
         return 1.0
     m, s, log_b = delta**2 / (2 * sigma**2), delta / sigma, math.log(bias)
     return _std_normal_cdf((log_b - m) / s) + bias * _std_normal_cdf((-log_b - m) / s)
+
+
+class ToleranceRule:
+    """Tolerance (section 4.1): the draft proposes its means, the log-ratio is tolerance_log_ratio, and the
+    patch after the accepted proposals (correction or bonus) is the target's mean there."""
+    draws_final = False
+
+    def __init__(self, config):
+        self.sigma = config.sigma
+
+    def propose(self, mean, var, generators):
+        return mean
+
+    def log_ratio(self, proposals, mu_p):
+        return tolerance_log_ratio(mu_p, proposals.mu_q, self.sigma)
+
+    def final(self, mu_p_at, proposals, n_accepted, k_eff, generators):
+        """(The final patches [A, P, C], the number of residual fallbacks: none)."""
+        return mu_p_at, 0
+
+
+class LosslessRule:
+    """Lossless (section 4.2): the draft proposes x ~ q = N(μ_q, diag v_q) (a stochastic draft's variance) or
+    N(μ_q, σ²I), the log-ratio is ℓ(x), and the final patch is drawn: from the residual at the first rejection
+    (sample_residual), from p = N(μ_p, σ²I) as the bonus."""
+    draws_final = True
+
+    def __init__(self, config):
+        self.sigma, self.log_bias, self.max_tries = config.sigma, config.log_bias, config.residual_max_tries
+
+    def propose(self, mean, var, generators):
+        std = self.sigma if var is None else var.sqrt()
+        noise = normal_draws(generators, mean.shape[1:], mean.device)
+        return (mean.double() + std * noise).to(mean.dtype)
+
+    def log_ratio(self, proposals, mu_p):
+        return lossless_log_ratio(proposals.x, mu_p, proposals.mu_q, self.sigma, proposals.var_q)
+
+    def final(self, mu_p_at, proposals, n_accepted, k_eff, generators):
+        """(The final patches [A, P, C] float64, the number of residual samplers that fell back to p).
+        n_accepted and k_eff [A] are on the CPU; the rows that accepted all draw the bonus first."""
+        final = mu_p_at.to(torch.float64, copy=True)
+        rejected = n_accepted < k_eff
+        bonus = (~rejected).nonzero().squeeze(1)
+        final[bonus.to(final.device)] += self.sigma * normal_draws([generators[a] for a in bonus.tolist()],
+                                                                   final.shape[1:], final.device)
+        rows = rejected.nonzero().squeeze(1)
+        if not len(rows):
+            return final, 0
+        at = (rows.to(final.device), n_accepted[rows].to(final.device))
+        var_q = None if proposals.var_q is None else proposals.var_q[at]
+        final[at[0]], fell_back = sample_residual(mu_p_at[at[0]], proposals.mu_q[at], self.sigma, self.log_bias,
+                                                  [generators[a] for a in rows.tolist()], self.max_tries, var_q)
+        return final, int(fell_back.sum())
+
+
+RULES = {"tolerance": ToleranceRule, "lossless": LosslessRule}
+
+
+def acceptance_rule(config):
+    """The rule of config.accept_mode."""
+    if config.accept_mode not in RULES:
+        raise ValueError(f"unknown acceptance mode '{config.accept_mode}'; valid: {', '.join(RULES)}")
+    return RULES[config.accept_mode](config)

@@ -13,7 +13,6 @@ distribution whatever σ, so its increase is only sampling noise; the budget is 
 """
 import dataclasses
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,8 @@ from data_provider.data_factory import spread_loader
 from speculative.engine import SpeculativeDecoder
 from speculative.speed_model import predicted_speedup
 from speculative.target_only import TargetOnlyDecoder
-from utils.checkpoint import atomic_write
+from utils.atomic import atomic_write_text
+from utils.timing import clock
 
 BOOTSTRAP = 1000
 ADAPTIVE = "adaptive"
@@ -57,7 +57,7 @@ class Calibration:
                                    adaptive=adaptive)
 
     def save(self, path):
-        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(dataclasses.asdict(self), indent=1)))
+        atomic_write_text(path, json.dumps(dataclasses.asdict(self), indent=1))
 
     @staticmethod
     def load(path):
@@ -108,7 +108,7 @@ def choose(settings, budget_pct):
 @torch.no_grad()
 def measure_settings(target, draft, base, rollout, batches, horizon, sigmas):
     """The Setting of every (σ, K) of the grid on the calibration batches, and the seconds it took."""
-    start = time.perf_counter()
+    start = clock()
     target_err = _squared_errors(TargetOnlyDecoder(target, rollout), batches, horizon)
     meter = SpeculativeDecoder(target, draft, base, rollout)
     meter.sample_costs(batches[0][0], horizon, repeats=3)
@@ -123,7 +123,7 @@ def measure_settings(target, draft, base, rollout, batches, horizon, sigmas):
         increase, upper = mse_increase_with_upper_bound(spec_err, target_err)
         settings.append(Setting(sigma, k, decoder.counters.acceptance_pct, increase, upper,
                                 predicted_speedup(meter.costs, decoder.counters)))
-    return settings, time.perf_counter() - start
+    return settings, clock() - start
 
 
 def calibration_batches(args, device):

@@ -22,17 +22,17 @@ that the costs are medians over the whole run. With `round_records` set to a lis
 by reference there, for the debug CSV (speculative/debug_rows.py) to be built outside the timed region.
 """
 import math
+from contextlib import nullcontext
 
 import torch
 
 from models.output import is_one_call
-from speculative.acceptance import (accept, lossless_log_ratio, sample_residual,
-                                    tolerance_log_ratio)
+from speculative.acceptance import accept, acceptance_rule
 from speculative.counters import SpecCounters
 from speculative.debug_rows import RoundRecord
 from speculative.proposer import DraftProposer
-from speculative.random_streams import log_uniform_draws, normal_draws, sample_generators
-from speculative.rollout import RolloutOptions, make_rollout
+from speculative.random_streams import log_uniform_draws, sample_generators
+from speculative.rollout_options import RolloutOptions, make_rollout
 from speculative.speed_model import StepCosts, measure_step_costs
 from speculative.tracer import SectionTimer
 
@@ -43,6 +43,7 @@ class SpeculativeDecoder:
     def __init__(self, target, draft, config, rollout=RolloutOptions()):
         check_one_call(target, draft, config.k)
         self.target, self.draft, self.config, self.rollout = target, draft, config, rollout
+        self.rule = acceptance_rule(config)
         self.costs = None
         self.round_records = None
         self.tally = SpecCounters()  # acceptance over the decoder's lifetime, warm-up included: adaptive K's α̂
@@ -52,7 +53,7 @@ class SpeculativeDecoder:
         """Fresh counters, and section timers (synchronising `device` only when trace is on)."""
         self.counters = SpecCounters()
         self.tracer = SectionTimer(device, trace)
-        self.proposer = DraftProposer(self.config, self.counters, self.tracer)
+        self.proposer = DraftProposer(self.config, self.rule, self.counters, self.tracer)
 
     @property
     def proposing_draft(self):
@@ -119,38 +120,18 @@ class SpeculativeDecoder:
 
     def _test(self, proposals, mu_p, k_eff, generators):
         """Log-ratios, log U and accept decisions [A, K] (CPU); untested slots never accept."""
-        cfg, k_max = self.config, proposals.x.shape[1]
-        if cfg.accept_mode == "tolerance":
-            log_ratio = tolerance_log_ratio(mu_p[:, :k_max], proposals.mu_q, cfg.sigma)
-        else:
-            log_ratio = lossless_log_ratio(proposals.x, mu_p[:, :k_max], proposals.mu_q, cfg.sigma, proposals.var_q)
-        log_ratio = log_ratio.cpu()
+        log_ratio = self.rule.log_ratio(proposals, mu_p[:, :proposals.x.shape[1]]).cpu()
         log_u = log_uniform_draws(generators, k_eff.tolist(), "cpu")
-        return log_ratio, log_u, accept(log_u, log_ratio, cfg.log_bias)
+        return log_ratio, log_u, accept(log_u, log_ratio, self.config.log_bias)
 
     def _final_patches(self, mu_p, proposals, n_accepted, k_eff, generators):
         """The patch after the accepted proposals, [A, P, C]: the correction at the first rejection
-        or the bonus μ_p,k_eff+1. Tolerance emits μ_p; lossless draws from the residual
-        (correction) or from p (bonus)."""
-        cfg = self.config
+        or the bonus μ_p,k_eff+1, as the rule makes it from the target's prediction there."""
         rows = torch.arange(len(n_accepted))
         mu_p_at = mu_p[rows.to(mu_p.device), n_accepted.to(mu_p.device)]
-        if cfg.accept_mode == "tolerance":
-            return mu_p_at
-        with self.tracer.timed("target_sample"):
-            final = mu_p_at.double()
-            rejected = n_accepted < k_eff
-            bonus = (~rejected).nonzero().squeeze(1)
-            final[bonus.to(final.device)] += cfg.sigma * normal_draws([generators[a] for a in bonus.tolist()],
-                                                                      final.shape[1:], final.device)
-            rej = rejected.nonzero().squeeze(1)
-            if len(rej):
-                at = (rej.to(mu_p.device), n_accepted[rej].to(mu_p.device))
-                var_q = None if proposals.var_q is None else proposals.var_q[at]
-                final[at[0]], fell_back = sample_residual(mu_p[at], proposals.mu_q[at], cfg.sigma, cfg.log_bias,
-                                                          [generators[a] for a in rej.tolist()],
-                                                          cfg.residual_max_tries, var_q)
-                self.counters.residual_fallbacks += int(fell_back.sum())
+        with self.tracer.timed("target_sample") if self.rule.draws_final else nullcontext():
+            final, fallbacks = self.rule.final(mu_p_at, proposals, n_accepted, k_eff, generators)
+        self.counters.residual_fallbacks += fallbacks
         return final
 
     def _count(self, k_eff, n_accepted):

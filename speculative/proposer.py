@@ -6,8 +6,9 @@ patch i exactly as from an autoregressive step (tolerance: the means; lossless: 
 per-value variance), so acceptance is unchanged. draft_calls counts per-sample draft calls: k_eff
 per round for an autoregressive draft, one per round for a one-call draft.
 
-Tolerance mode proposes the draft's means; lossless mode draws x ~ q = N(μ_q, diag v_q) (a
-stochastic draft's variance) or N(μ_q, σ²I). The draft rolls its own proposals forward through the
+The acceptance rule (speculative/acceptance.py) makes each proposal from the draft's forecast: tolerance
+proposes the draft's means; lossless draws x ~ q = N(μ_q, diag v_q) (a stochastic draft's variance) or
+N(μ_q, σ²I). The draft rolls its own proposals forward through the
 rollout (recomputed windows in `sliding`, its KV cache in `cached`).
 
 Adaptive K (--spec_adaptive): before each round, the K in 0..--spec_k with the largest predicted
@@ -24,7 +25,6 @@ from dataclasses import dataclass
 import torch
 
 from models.output import Forecast
-from speculative.random_streams import normal_draws
 
 NAN = float("nan")
 
@@ -38,8 +38,9 @@ class Proposals:
 
 
 class DraftProposer:
-    def __init__(self, config, counters, tracer):
-        self.config, self.counters, self.tracer = config, counters, tracer
+    def __init__(self, config, rule, counters, tracer):
+        """rule: the acceptance rule (speculative/acceptance.py), which draws each proposal."""
+        self.config, self.rule, self.counters, self.tracer = config, rule, counters, tracer
 
     def choose_k(self, costs, alpha):
         if not self.config.adaptive:
@@ -81,7 +82,7 @@ class DraftProposer:
     def _add(self, rollout, proposals, sub, i, out, generators):
         """Proposal i of the rows sub from the draft's Forecast [A', P, C] at that position."""
         var = self._variance(out.logvar)
-        proposal = self._draw(out.mean, var, [generators[a] for a in sub.tolist()])
+        proposal = self.rule.propose(out.mean, var, [generators[a] for a in sub.tolist()])
         rollout.add_proposal(sub, proposal)
         proposals.x[sub, i], proposals.mu_q[sub, i] = proposal, out.mean
         if var is not None:
@@ -94,10 +95,3 @@ class DraftProposer:
                              f"{self.config.draft_stochastic} but the draft returns "
                              f"{'a log-variance' if logvar is not None else 'a point forecast'}")
         return None if logvar is None else logvar.double().exp()
-
-    def _draw(self, mean, var, generators):
-        if self.config.accept_mode == "tolerance":
-            return mean
-        std = self.config.sigma if var is None else var.sqrt()
-        noise = normal_draws(generators, mean.shape[1:], mean.device)
-        return (mean.double() + std * noise).to(mean.dtype)

@@ -1,4 +1,4 @@
-"""What the two rollouts share (speculative.md 2, 2.1, 3) and how one is chosen.
+"""What the two rollouts share (speculative.md 2, 2.1, 3): the base class Rollout; rollout_options.py chooses one.
 
 A rollout holds a batch being decoded. Per sample, `seq` [A, capacity, C] holds its context (L
 points), then the patches emitted so far (O points each), then this round's proposals; `length`
@@ -17,13 +17,9 @@ and rewind() forgets an unfinished round (used to measure step costs).
 `sliding` recomputes a window of the last L points at every call; `cached` keeps KV caches (and needs
 O = P). Target-only decoding is verify(0) then commit, patch after patch.
 """
-from dataclasses import dataclass
-
 import torch
 
 from models.output import Forecast, is_one_call
-
-ROLLOUTS = ("sliding", "cached")
 
 
 class Rollout:
@@ -90,31 +86,3 @@ def last_patch(forecast, out_len):
     """The prediction of each window's last token: a Forecast of [B, O, C] tensors."""
     return Forecast(forecast.mean[:, -out_len:],
                     None if forecast.logvar is None else forecast.logvar[:, -out_len:])
-
-
-@dataclass(frozen=True)
-class RolloutOptions:
-    """--rollout, and for `cached` --cache_max_tokens (0: attend to every step) and --cache_stats."""
-    kind: str = "sliding"
-    cache_window: int = 0
-    cache_stats: str = "trailing"
-
-    @staticmethod
-    def of(args):
-        return RolloutOptions(args.rollout, args.cache_max_tokens, args.cache_stats)
-
-    @property
-    def label(self):
-        """The rollout as result files name it: sliding, cached_trailing or cached_frozen."""
-        return self.kind if self.kind == "sliding" else f"{self.kind}_{self.cache_stats}"
-
-
-def make_rollout(options: RolloutOptions, target, draft, x, n_patches, max_k, tracer):
-    """A fresh rollout of batch x [B, L, C] for n_patches patches."""
-    if options.kind == "sliding":
-        from speculative.sliding import SlidingRollout
-        return SlidingRollout(target, draft, x, n_patches, max_k, tracer)
-    if options.kind == "cached":
-        from speculative.cached import CachedRollout
-        return CachedRollout(target, draft, x, n_patches, max_k, tracer, options.cache_window, options.cache_stats)
-    raise ValueError(f"unknown rollout '{options.kind}'; valid: {', '.join(ROLLOUTS)}")

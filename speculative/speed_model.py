@@ -7,19 +7,20 @@ Costs are in units of one plain target step (a target call that verifies 0 propo
     the `cached` rollout prefills each model once per batch (target; draft unless it is a one-call
     draft); `sliding` builds without a model call (p close to 0).
 
-Per round (adaptive K chooses by it): a round that proposes K patches costs K·c + v(K) and emits
-Σ_{i=0..K} α^i patches on average, so S(α, K, c, v) = (1 − α^(K+1)) / ((1 − α)(K·c + v)); K = 0 is a
-plain target step, S = 1. A one-call draft (models/output.py is_one_call) proposes its K patches with
-ONE call: c is the cost of that call, paid once per round, and a round costs c + v(K) (K >= 1).
-
-Per run (what run.py and speedup.py report), from the run's counts (speculative/counters.py, per
-sample: F forecasts, n_k verify calls with k proposals, D draft calls, P patches emitted):
+ONE prediction, predicted_speedup, from counts (speculative/counters.py, per sample: F forecasts, n_k
+verify calls with k proposals, D draft calls, P patches emitted):
   target-only  = F·p_T + P                       (one prefill per forecast, one step per patch)
   speculative  = F·p_S + Σ_k n_k·v(k) + D·c
   predicted speedup = target-only / speculative.
 A batched call over B rows counts once per row in the counts and its cost is measured for the whole
-batch, so the common factor B cancels in the ratio. Without prefills, with a fixed K and every round
-emitting the same number of patches, this is S(α, K, c, v) above.
+batch, so the common factor B cancels in the ratio. A one-call draft (models/output.py is_one_call)
+proposes a round's K patches with ONE call: c is the cost of that call and D counts it once per round.
+- A run (what run.py, speedup.py and the calibration report): the run's own counts, so the K that each
+  round actually proposed (adaptive K included) and the prefills.
+- One round (adaptive K chooses by it; step_costs.py's S): the counts a round proposing K patches adds on
+  average (expected_round): K draft calls (one for a one-call draft, none for K = 0), one verify call with
+  K proposals and Σ_{i=0..K} α^i patches, no prefill; so S(α, K, c, v) = (1 − α^(K+1)) / ((1 − α)(K·c + v))
+  (c + v(K) for a one-call draft), and K = 0, a plain target step, gives S = 1.
 
 Measurement: a repeat times every call once, back to back on one batch (both rollouts built, one draft
 call on every row, the verify call with 0..K proposals). c, v(k), p_S and p_T are medians over the
@@ -33,7 +34,8 @@ from dataclasses import dataclass
 
 import torch
 
-from utils.stopwatch import timed
+from speculative.counters import SpecCounters
+from utils.timing import timed
 
 NAN = float("nan")
 
@@ -47,9 +49,10 @@ def draft_calls_per_round(k, one_call=False):
     return min(k, 1) if one_call else k
 
 
-def round_speedup(alpha, k, c, v, one_call=False):
-    """S(α, K, c, v) of one round."""
-    return expected_patches(alpha, k) / (draft_calls_per_round(k, one_call) * c + v)
+def expected_round(alpha, k, one_call=False):
+    """The counts one round proposing K patches adds on average, at acceptance α."""
+    return SpecCounters(draft_calls=draft_calls_per_round(k, one_call), verify_calls_by_k=[0] * k + [1],
+                        patches_emitted=expected_patches(alpha, k))
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,8 @@ class StepCosts:
         return found + [f"v({k})={self.v(k):.4g}" for k in range(1, self.k_max + 1) if not self.v(k) >= 1]
 
     def speedup(self, alpha, k):
-        return round_speedup(alpha, k, self.c, self.v(k), self.one_call)
+        """S(α, K, c, v) of one round."""
+        return predicted_speedup(self, expected_round(alpha, k, self.one_call))
 
     def best_k(self, alpha, k_max):
         """The K in 0..k_max with the largest predicted speedup; the smallest such K on ties, so K = 0
@@ -121,8 +125,8 @@ class StepCosts:
 
 
 def predicted_speedup(costs, counters):
-    """The run's predicted speedup over target-only decoding in the same rollout (module docstring);
-    NaN when the costs have problems."""
+    """The predicted speedup over target-only decoding in the same rollout of the work `counters` counts (a run,
+    or expected_round), from the module docstring's formula; NaN when the costs have problems."""
     if costs.problems:
         return NAN
     target_only = counters.forecasts * costs.median["target_prefill"] + counters.patches_emitted
@@ -131,10 +135,19 @@ def predicted_speedup(costs, counters):
     return target_only / speculative
 
 
+def reported_k(config, counters):
+    """The K whose v a record reports: --spec_k, or with adaptive K the K that most proposing rounds used
+    (the smallest on ties; 0 when no round proposed)."""
+    if not config.adaptive:
+        return config.k
+    proposing = {k: n for k, n in enumerate(counters.verify_calls_by_k) if k and n}
+    return max(proposing, key=proposing.get, default=0)
+
+
 def speed_report(costs, counters, k):
-    """What result files report of the speed model: c and v of K (the largest K when adaptive) with
-    their ranges, the prefill costs, the number of repeats, the check of the costs, the rounds in
-    which adaptive K fell back to K = --spec_k, and the predicted speedup."""
+    """What result files report of the speed model: c and v of K (reported_k) with their ranges, the prefill
+    costs, the number of repeats, the check of the costs, the rounds in which adaptive K fell back to
+    K = --spec_k, and the run's predicted speedup."""
     (c_min, c_max), (v_min, v_max) = costs.range["c"], costs.range[f"v({k})"]
     check = " ".join(["impossible"] + costs.problems) if costs.problems else "ok"
     return dict(c=costs.c, c_min=c_min, c_max=c_max, v=costs.v(k), v_min=v_min, v_max=v_max,

@@ -7,7 +7,7 @@ import math
 import torch
 
 from speculative.random_streams import normal_draws, sample_generators
-from speculative.rollout import RolloutOptions, make_rollout
+from speculative.rollout_options import RolloutOptions, make_rollout
 from speculative.tracer import SectionTimer
 
 

@@ -11,7 +11,7 @@ device synchronised at both ends.
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
-from utils.stopwatch import Stopwatch
+from utils.timing import Stopwatch
 
 
 @dataclass

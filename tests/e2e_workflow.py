@@ -70,7 +70,7 @@ def weights(path):
 
 
 def records(path):
-    from utils.spec_report import parse_summary
+    from utils.records import parse_summary
     if not os.path.exists(path):
         return []
     return [{k: v for k, v in r.items() if k != 'setting' and not any(c in k for c in CLOCK_FIELDS)}

@@ -5,10 +5,12 @@ import pytest
 import torch
 from torch.distributions import Normal
 
-from speculative.acceptance import (accept, gaussian_log_density, lossless_acceptance_prob,
+from speculative.acceptance import (LosslessRule, ToleranceRule, accept, acceptance_rule, gaussian_log_density,
+                                    lossless_acceptance_prob,
                                     lossless_log_ratio, sample_residual, tolerance_log_ratio)
+from speculative.config import SpecConfig
+from speculative.proposer import Proposals
 from speculative.random_streams import log_uniform_draws, normal_draws, sample_generators
-from speculative.speed_model import round_speedup
 
 PATCH = (4, 3)  # P, C: n = 12 values per patch
 N_VALUES = PATCH[0] * PATCH[1]
@@ -196,9 +198,37 @@ def test_residual_draws_are_reproducible_per_row():
         torch.testing.assert_close(alone[0], together[i])
 
 
-def test_round_speedup():
-    k, c, v = 3, 0.1, 1.2
-    assert round_speedup(0.5, k, c, v) == pytest.approx((1 - 0.5**4) / (0.5 * (k * c + v)))
-    assert round_speedup(1.0, k, c, v) == pytest.approx((k + 1) / (k * c + v))
-    assert round_speedup(1 - 1e-9, k, c, v) == pytest.approx(round_speedup(1.0, k, c, v))
-    assert round_speedup(0.0, k, c, v) == pytest.approx(1 / (k * c + v))
+def test_the_rule_is_chosen_by_the_acceptance_mode():
+    assert isinstance(acceptance_rule(SpecConfig(accept_mode="lossless")), LosslessRule)
+    assert isinstance(acceptance_rule(SpecConfig(accept_mode="tolerance")), ToleranceRule)
+    with pytest.raises(ValueError, match="unknown acceptance mode 'exact'"):
+        acceptance_rule(SpecConfig(accept_mode="exact"))
+
+
+def one_round_of(rule, mu_p, mu_q, generators):
+    """(proposal, log-ratio, final patch, fallbacks) of one row proposing one patch that is accepted."""
+    x = rule.propose(mu_q[None], None, generators)
+    proposals = Proposals(x[:, None], mu_q[None, None])
+    log_ratio = rule.log_ratio(proposals, mu_p[None, None])
+    final, fallbacks = rule.final(mu_p[None], proposals, torch.tensor([1]), torch.tensor([1]), generators)
+    return x[0], log_ratio[0, 0], final[0], fallbacks
+
+
+def test_tolerance_proposes_the_means_and_emits_mu_p_drawing_nothing():
+    sigma, (mu_p, mu_q) = 0.5, patch_means(0.3)
+    generators = sample_generators(3, [0])
+    x, log_ratio, final, fallbacks = one_round_of(ToleranceRule(SpecConfig(sigma=sigma)), mu_p, mu_q, generators)
+    assert torch.equal(x, mu_q) and torch.equal(final, mu_p) and fallbacks == 0
+    assert log_ratio == tolerance_log_ratio(mu_p, mu_q, sigma)
+    assert torch.equal(generators[0].get_state(), sample_generators(3, [0])[0].get_state())
+
+
+def test_lossless_draws_the_proposal_then_the_bonus_from_the_rows_stream():
+    """x = μ_q + σε₁, the log-ratio ℓ(x), and the bonus μ_p + σε₂, ε₁ and ε₂ in that order from the row's stream."""
+    sigma, (mu_p, mu_q) = 0.5, patch_means(0.3)
+    rule = LosslessRule(SpecConfig(sigma=sigma, accept_mode="lossless"))
+    x, log_ratio, final, fallbacks = one_round_of(rule, mu_p, mu_q, sample_generators(3, [0]))
+    noise = normal_draws(sample_generators(3, [0]) * 2, PATCH, "cpu")
+    torch.testing.assert_close(x, mu_q + sigma * noise[0], rtol=0, atol=0)
+    torch.testing.assert_close(final, mu_p + sigma * noise[1], rtol=0, atol=0)
+    assert log_ratio == lossless_log_ratio(x, mu_p, mu_q, sigma) and fallbacks == 0

@@ -13,7 +13,7 @@ from speculative import RolloutOptions, SpecConfig, SpeculativeDecoder, TargetOn
 from speculative import calibration as calibration_module
 from speculative.calibration import ADAPTIVE, calibrate, mse_increase_with_upper_bound
 from test_exp_speculative import ETT_ROOT, ckpts, cwd, spec_argv  # noqa: F401 (fixtures)
-from utils.spec_report import SUMMARY_FILE
+from utils.records import SUMMARY_FILE
 
 P = 4
 

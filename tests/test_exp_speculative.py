@@ -23,7 +23,7 @@ from models import model_from_flags
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from speculative import RolloutOptions, TargetOnlyDecoder
 from speculative.random_streams import sample_generators
-from utils.spec_report import BREAKDOWN_FILE, SUMMARY_FILE, parse_summary
+from utils.records import BREAKDOWN_FILE, SUMMARY_FILE, parse_summary
 
 DATASETS = Path(__file__).resolve().parents[1].parent / 'shared' / 'datasets'
 ETT_ROOT = DATASETS / 'ETT-small'
@@ -314,7 +314,7 @@ def fake_clock(monkeypatch):
     Yields the sides of the timed calls in order ('speculative' when it called the draft)."""
     from models.timer_xl import TimerXL
     from models.timer_xl_draft import TimerXLDraft
-    from utils import stopwatch
+    from utils import timing
 
     clock = {'now': 0.0, 'draft_calls': 0}
 
@@ -325,12 +325,12 @@ def fake_clock(monkeypatch):
         elif isinstance(module, TimerXL):
             clock['now'] += TARGET_CALL_S
 
-    monkeypatch.setattr(stopwatch, 'time', type('FakeTime', (), {'perf_counter': staticmethod(lambda: clock['now'])}))
+    monkeypatch.setattr(timing, 'time', type('FakeTime', (), {'perf_counter': staticmethod(lambda: clock['now'])}))
     sides = []
 
     def timed_side(fn, device):
         drafts_before = clock['draft_calls']
-        result = stopwatch.timed(fn, device)
+        result = timing.timed(fn, device)
         sides.append('speculative' if clock['draft_calls'] > drafts_before else 'baseline')
         return result
 

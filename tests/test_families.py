@@ -26,11 +26,11 @@ from test_model import reference_forward
 from test_spec_decoding import (CallSpy, PatchMap, contexts, decode, same_distribution_failures,
                                 target_only)
 from utils.checkpoint import save_checkpoint
-from utils.component_timer import ComponentTimer
+from utils.timing import ComponentTimer
 from cli.paths import make_setting
 from utils.flags import parse_flags
 from utils.validation import UsageError, validate
-from utils.spec_report import SUMMARY_FILE, parse_summary
+from utils.records import SUMMARY_FILE, parse_summary
 
 ETT_ROOT = Path(__file__).resolve().parents[1].parent / 'shared' / 'datasets' / 'ETT-small'
 P_TOY = PatchMap.patch_len  # the engine tests' toy patch length (4)

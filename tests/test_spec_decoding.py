@@ -17,9 +17,9 @@ from speculative.debug_rows import DEBUG_COLUMNS, debug_rows
 from speculative import speed_model
 from speculative.counters import SpecCounters
 from speculative.speed_model import Repeat, StepCosts, predicted_speedup, speed_report
-from utils.spec_report import (parse_summary, write_debug_csv, write_speculative_breakdown,
-                               write_speculative_summary, write_standard_breakdown,
-                               write_standard_summary)
+from utils.records import (parse_summary, write_debug_csv, write_speculative_breakdown,
+                           write_speculative_summary, write_standard_breakdown,
+                           write_standard_summary)
 
 P, C, L = 4, 2, 12  # patch length, variables, window: N = 3 tokens, n = 8 values per patch
 N_VALUES = P * C
@@ -532,8 +532,8 @@ def test_debug_csv_header_and_append(tmp_path):
            accept_mode="lossless")
     decode(PatchMap(0), PatchMap(1, logvar=-1.0), contexts(2), 22, rows=rows_stochastic,
            draft_stochastic=True)
-    write_debug_csv(path, rows_point)
-    write_debug_csv(path, rows_stochastic)
+    write_debug_csv(path, rows_point, DEBUG_COLUMNS)
+    write_debug_csv(path, rows_stochastic, DEBUG_COLUMNS)
     lines = path.read_text().splitlines()
     assert lines[0] == ("batch_idx,round_i,sample_idx,kind,alpha,r,tol_accept,accept,mse,sse_p,"
                         "sse_q,logp,logq,log_ratio,ratio,sigma_eff,sigma_mode,bias,"
@@ -552,7 +552,7 @@ def test_debug_csv_header_and_append(tmp_path):
     other = tmp_path / "other.csv"
     other.write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="header"):
-        write_debug_csv(other, rows_point)
+        write_debug_csv(other, rows_point, DEBUG_COLUMNS)
 
 
 def residual_ks_distance(log_bias, bias_of_reference, n_draws=20_000):

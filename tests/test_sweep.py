@@ -181,7 +181,7 @@ def test_sweep_usage_errors_are_one_line_and_exit_2(tmp_path):
 # ---------------------------------------------------------------- the analysis
 
 def summary(mode, mse, speedup=None, k=3, sigma=0.7, bias=1, accept=80.0, predicted=1.5):
-    """A result_inference_summary.txt record as run.py writes it (utils/spec_report.py)."""
+    """A result_inference_summary.txt record as run.py writes it (utils/records.py)."""
     lines = ['setting:tgt', f'mode:{mode}', f'mse:{mse:.6f}, mae:0.400000',
              'total_gen_time_s:1.000000, per_batch_s:0.500000']
     if mode == 'standard':

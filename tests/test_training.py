@@ -22,7 +22,7 @@ from models import model_from_flags
 from utils.checkpoint import CheckpointMismatch, load_checkpoint, save_checkpoint
 from utils.failures import RunFailure
 from utils.metrics import StreamingMetrics
-from utils.results import forecast_record
+from utils.records import forecast_record
 from utils.flags import parse_flags
 from cli.paths import make_setting
 from utils.tools import EarlyStopping, learning_rate_at

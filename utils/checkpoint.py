@@ -1,50 +1,19 @@
 """Saving and loading model weights (one loader used everywhere, training.md sections 5-6) and the manifest of
 flags next to each checkpoint."""
-import glob
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
-from utils.failures import RunFailure
+from utils.atomic import atomic_write, atomic_write_text
 
 
 class CheckpointMismatch(ValueError):
     pass
 
 
-PARTIAL_PREFIX = ".partial-"
 MANIFEST_FILE = "manifest.json"
-
-
-def atomic_write(path, write):
-    """Create `path` by write(temporary path) in the same folder, then one rename: a reader sees the old file
-    or the new one, never half of one. A writer killed mid-save leaves `.partial-<name>-*`, which the next save
-    of <name> removes."""
-    folder, name = os.path.split(path)
-    folder = folder or "."
-    os.makedirs(folder, exist_ok=True)
-    for stale in glob.glob(os.path.join(glob.escape(folder), f"{PARTIAL_PREFIX}{glob.escape(name)}-*")):
-        os.remove(stale)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{PARTIAL_PREFIX}{name}-")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are shared like any result
-        os.replace(tmp, path)
-    except BaseException as error:
-        os.remove(tmp)
-        if isinstance(error, (OSError, RuntimeError)):  # a full disk: torch.save reports it as a RuntimeError
-            raise RunFailure(f"could not write {path} ({first_line(error)}); "
-                             f"{'the previous file is kept' if os.path.exists(path) else 'nothing was written'}") from None
-        raise
-
-
-def first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def save_checkpoint(model, path):
@@ -57,7 +26,7 @@ def save_checkpoint(model, path):
 def write_manifest(folder, args):
     """`manifest.json` next to the checkpoint: every flag of the run that wrote it."""
     text = json.dumps(vars(args), indent=1, sort_keys=True) + "\n"
-    atomic_write(os.path.join(folder, MANIFEST_FILE), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write_text(os.path.join(folder, MANIFEST_FILE), text)
 
 
 def read_manifest(folder):

@@ -11,7 +11,6 @@ and the MSE against `sliding`'s forecast (the target's own, as OpenLTM decodes i
 OUT_DIR/cached_accuracy.csv (one row per rollout and patch, patch 0 = the whole horizon) and
 OUT_DIR/cached_accuracy.png (per-patch MSE against the truth), and prints a markdown table.
 """
-import csv
 import math
 import os
 import sys
@@ -27,7 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from data_provider.data_factory import spread_loader  # noqa: E402
 from models import model_from_flags  # noqa: E402
 from speculative import RolloutOptions, TargetOnlyDecoder  # noqa: E402
-from utils.checkpoint import atomic_write, load_checkpoint  # noqa: E402
+from utils.checkpoint import load_checkpoint  # noqa: E402
+from utils.records import write_table  # noqa: E402
 from utils.failures import exit_cleanly  # noqa: E402
 from utils.flags import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
 from utils.validation import (check_not_given, check_numbers, check_output_folder, exit_on_usage_error,  # noqa: E402
@@ -105,15 +105,6 @@ def markdown(rows):
     return "\n".join(lines)
 
 
-def write_csv(rows, path):
-    def write(temporary):
-        with open(temporary, "w", newline="") as f:
-            writer = csv.DictWriter(f, COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-    atomic_write(path, write)
-
-
 def plot(rows, path):
     fig, ax = plt.subplots(figsize=(6, 4))
     for name in dict.fromkeys(r["rollout"] for r in rows):
@@ -133,7 +124,7 @@ def main(argv=None):
     preds, truth = forecasts(target, args, bench.n_windows, bench.horizon)
     rows = accuracy_rows(preds, truth, target.output_len)
     os.makedirs(bench.out_dir, exist_ok=True)
-    write_csv(rows, os.path.join(bench.out_dir, "cached_accuracy.csv"))
+    write_table(os.path.join(bench.out_dir, "cached_accuracy.csv"), COLUMNS, rows)
     plot(rows, os.path.join(bench.out_dir, "cached_accuracy.png"))
     print(f"{len(truth)} test windows, horizon {bench.horizon}")
     print(markdown(rows))

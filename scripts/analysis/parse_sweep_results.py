@@ -5,7 +5,7 @@ the fastest setting within an MSE budget, per sweep folder.
 
 DIR defaults to every sweep_results_* folder in the working directory. Every point folder of DIR
 (DIR/<point>/point.json, written for the whole grid when a sweep starts) is one row; a finished point
-gives the last record of its result_inference_summary.txt (read with utils.spec_report.parse_summary,
+gives the last record of its result_inference_summary.txt (read with utils.records.parse_summary,
 by key name: unknown keys are kept, missing ones left empty). Points not run, unfinished (interrupted
 or failed) or with a truncated record are listed as missing. Target-only points (no
 --use_speculative) give the reference MSE of their horizon and batch size when a record has no
@@ -41,7 +41,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from utils.flags import OneLineErrorParser  # noqa: E402
-from utils.spec_report import SUMMARY_FILE, parse_summary  # noqa: E402
+from utils.records import SUMMARY_FILE, parse_summary  # noqa: E402
 
 POINT_FILE, DONE_FILE = "point.json", "done"
 # run.py flags of a point that name a setting, as record keys (the record's own key wins when it has one)

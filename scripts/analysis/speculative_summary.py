@@ -10,7 +10,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from utils.flags import OneLineErrorParser  # noqa: E402
-from utils.spec_report import SUMMARY_FILE, parse_summary  # noqa: E402
+from utils.records import SUMMARY_FILE, parse_summary  # noqa: E402
 
 
 # The fields a line shows; a record without one of them is not shown.

@@ -24,14 +24,13 @@ takes every position equally often; after each pass the step costs are measured 
 Times are per pass, synchronised on CUDA; the table reports medians. Speedups are ratios of the
 median per-pass times of the same grid point; `predicted_speedup` is the speed model's speedup over
 target-only decoding in the same rollout, prefills included (speculative/speed_model.py), to compare
-with `speedup_same_rollout`; c and v (of the row's K, the largest K for adaptive) come with their
-range over the repeats, nan predicted when `cost_check` finds them impossible.
+with `speedup_same_rollout`; c and v (of the row's K; for adaptive, the K most of its proposing rounds
+used) come with their range over the repeats, nan predicted when `cost_check` finds them impossible.
 
 Writes OUT_DIR/speedup.csv (one row per candidate and grid point), OUT_DIR/speedup.png (speedup over
 target-only `cached` against K, one panel per batch size, one line per rollout and horizon) and
 prints a markdown table. --quick: batch sizes 1 and 8, horizon 720, K 1 and 3, 2 timed batches.
 """
-import csv
 import dataclasses
 import math
 import os
@@ -54,9 +53,10 @@ from speculative import ROLLOUTS, RolloutOptions, SpecConfig, SpeculativeDecoder
 from speculative.cached import CACHE_STATS  # noqa: E402
 from speculative.calibration import Calibration, calibration_batches, choose, measure_settings  # noqa: E402
 from speculative.engine import WARM_UP_REPEATS  # noqa: E402
-from speculative.speed_model import speed_report  # noqa: E402
-from utils.checkpoint import atomic_write, load_checkpoint  # noqa: E402
-from utils.stopwatch import timed  # noqa: E402
+from speculative.speed_model import reported_k, speed_report  # noqa: E402
+from utils.checkpoint import load_checkpoint  # noqa: E402
+from utils.records import write_table  # noqa: E402
+from utils.timing import timed  # noqa: E402
 from utils.validation import (UsageError, check_device, check_not_given, check_numbers,  # noqa: E402
                               check_output_folder, exit_on_usage_error, validate_script)
 
@@ -259,16 +259,7 @@ def speculative_columns(decoder):
     counters = decoder.counters
     return dict(acceptance_pct=counters.acceptance_pct, patches_per_target_call=counters.patches_per_target_call,
                 target_calls_per_forecast=counters.target_calls_per_forecast,
-                **speed_report(decoder.costs, counters, decoder.config.k))
-
-
-def write_csv(rows, path):
-    def write(temporary):
-        with open(temporary, "w", newline="") as f:
-            writer = csv.DictWriter(f, COLUMNS, restval="")
-            writer.writeheader()
-            writer.writerows(rows)
-    atomic_write(path, write)
+                **speed_report(decoder.costs, counters, reported_k(decoder.config, counters)))
 
 
 def markdown(rows):
@@ -339,7 +330,7 @@ def main(argv=None):
         truth = torch.cat([y for _, y, _ in batches])
         rows += grid_rows(cands, seconds, preds, truth, batch_size, horizon)
     os.makedirs(bench.out_dir, exist_ok=True)
-    write_csv(rows, os.path.join(bench.out_dir, "speedup.csv"))
+    write_table(os.path.join(bench.out_dir, "speedup.csv"), COLUMNS, rows)
     plot(rows, os.path.join(bench.out_dir, "speedup.png"), bench.ks)
     print(markdown(rows))
     print(f"wrote {bench.out_dir}/speedup.csv and {bench.out_dir}/speedup.png")

@@ -13,7 +13,8 @@ one), each repeat timing every call once, synchronised, at the start of a horizo
 (speculative/speed_model.py), shown with its range over the repeats. `prefill` is the cost of
 building the speculative rollout of the batch (`cached`: one prefill per model; `sliding`: none).
 `S(a=1)` is the speed model's speedup of one round at full acceptance, (K+1) / (K c + v(K)) (one-call
-draft: (K+1) / (c + v(K))): the most this pair can gain at that K, before prefills.
+draft: (K+1) / (c + v(K))): the most this pair can gain at that K, before prefills (nan when the costs are
+impossible, as every prediction of speculative/speed_model.py).
 """
 import os
 import statistics

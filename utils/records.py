@@ -1,8 +1,14 @@
-"""Result files of inference runs (speculative.md section 7), appended in the working directory.
+"""Every result file: written here, and read back by parse_summary.
 
-Each writer builds one whole record and appends it with a single write, so concurrent or crashed
-runs never leave half a record. A summary record (speculative; standard omits the accepted line
-and has the rollout line instead of the spec lines):
+Records are appended in the working directory, each built whole and appended with a single write, so
+concurrent or crashed runs never leave half a record:
+- result_long_term_forecast.txt (forecast_record): the setting, then mse and mae of a test;
+- result_inference_summary.txt and result_inference_breakdown.txt (speculative.md section 7);
+- the per-proposal debug CSV (--spec_debug_out) with the columns its caller gives.
+Tables of the benchmarks (write_table) are written whole, atomically.
+
+A summary record (speculative; standard omits the accepted line and has the rollout line instead of
+the spec lines):
 
     setting:<setting>
     mode:speculative
@@ -23,8 +29,8 @@ and has the rollout line instead of the spec lines):
     <blank line>
 
 Counts are per sample (speculative/counters.py); target_only_calls_per_forecast is ceil(H/P).
-The speed model (speculative/speed_model.py): c and v (of --spec_k, the largest K when adaptive) in
-target steps are medians over cost_repeats repeats spread across the run, with their min and max;
+The speed model (speculative/speed_model.py): c and v (of --spec_k; with adaptive K, of the K most
+proposing rounds used) in target steps are medians over cost_repeats repeats spread across the run, with their min and max;
 prefill_cost and target_prefill_cost are the costs of building the speculative and the target-only
 rollout of a batch (the `cached` prefills); predicted_speedup is the run's, prefills included, and
 nan when cost_check is not ok ("impossible c=0 v(1)=0.1812" names the impossible medians; adaptive K
@@ -34,11 +40,20 @@ import csv
 import io
 import os
 
-from utils.results import append_record
-from speculative.debug_rows import DEBUG_COLUMNS
+from utils.atomic import atomic_write
 
+FORECAST_RESULT_FILE = "result_long_term_forecast.txt"
 SUMMARY_FILE = "result_inference_summary.txt"
 BREAKDOWN_FILE = "result_inference_breakdown.txt"
+
+
+def append_record(path, record):
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(record)
+
+
+def forecast_record(setting, mse, mae):
+    return f"{setting}  \nmse:{str(mse)}, mae:{str(mae)}\n\n"
 
 
 def _append_lines(path, lines):
@@ -147,10 +162,10 @@ def write_standard_breakdown(path, setting, t_baseline_forward_total, n_baseline
     return _append_lines(path, lines)
 
 
-def write_debug_csv(path, rows):
-    """Append debug rows (dicts keyed by DEBUG_COLUMNS) in one write; the header is written only
+def write_debug_csv(path, rows, columns):
+    """Append debug rows (dicts keyed by the names in `columns`) in one write; the header is written only
     when the file is new, and an existing file with another header is an error."""
-    header = ",".join(DEBUG_COLUMNS)
+    header = ",".join(columns)
     is_new = not os.path.exists(path) or os.path.getsize(path) == 0
     if not is_new:
         with open(path, encoding="utf-8") as f:
@@ -160,13 +175,23 @@ def write_debug_csv(path, rows):
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     if is_new:
-        writer.writerow(DEBUG_COLUMNS)
-    writer.writerows([_csv_value(row[name]) for name in DEBUG_COLUMNS] for row in rows)
+        writer.writerow(columns)
+    writer.writerows([_csv_value(row[name]) for name in columns] for row in rows)
     append_record(path, buffer.getvalue())
 
 
 def _csv_value(value):
     return f"{value:.10g}" if isinstance(value, float) else value
+
+
+def write_table(path, columns, rows):
+    """Write rows (dicts; a missing column is left empty) as a CSV table with a header, atomically."""
+    def write(temporary):
+        with open(temporary, "w", newline="") as f:
+            writer = csv.DictWriter(f, columns, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+    atomic_write(path, write)
 
 
 def parse_summary(path):
