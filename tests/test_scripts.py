@@ -157,6 +157,16 @@ def test_every_artifact_is_read_alike_by_the_script_that_trains_it_and_those_tha
     assert [p.name for p in SCRIPTS if '--model_id' in p.read_text()] == ['quickstart.sh']
 
 
+def test_every_artifact_has_a_checkpoint_of_its_own():
+    from cli.paths import checkpoint_path
+    from utils.flags import parse_flags
+    reads = flag_file_reads()
+    artifacts = {tuple(files) for _, _, files in reads if files[-1] in trained_artifacts(reads)}
+    paths = {checkpoint_path(parse_flags(read_flags(*(f'scripts/flags/{name}' for name in files))))
+             for files in artifacts}
+    assert len(paths) == len(artifacts) == len(FLAG_FILES) - 8
+
+
 def test_a_user_reading_an_artifact_without_its_data_is_found():
     reads = [('a.sh', 'TARGET', ['etth1_data.flags', 'etth1_target.flags']), ('b.sh', 'TARGET', ['etth1_target.flags'])]
     assert read_differently(reads, {'etth1_target.flags'}) == {
