@@ -29,6 +29,26 @@ run_py() {
   "$PY" -u run.py "$@" "${EXTRA_ARGS[@]}"
 }
 
+# read_flags VAR FILE...: the run.py flags of the flag FILEs (scripts/flags/: one flag, with its value, per line;
+# `#` starts a comment) into the array VAR, in order; a flag given twice keeps its last value in run.py.
+read_flags() {
+  local -n into=$1
+  local file line words
+  into=()
+  for file in "${@:2}"; do
+    [ -f "$file" ] || { echo "error: no flag file $file" >&2; return 2; }
+    while IFS= read -r line || [ -n "$line" ]; do
+      read -r -a words <<< "${line%%#*}"
+      [ ${#words[@]} = 0 ] && continue
+      if [[ ${words[0]} != --* || ${#words[@]} -gt 2 ]]; then
+        echo "error: $file: '$line' is not one run.py flag (with its value)" >&2
+        return 2
+      fi
+      into+=("${words[@]}")
+    done < "$file"
+  done
+}
+
 # checkpoint_of FLAGS...: the checkpoint a training run with these flags writes, inside their --checkpoints
 # (cli/paths.py, as run.py computes it).
 checkpoint_of() {

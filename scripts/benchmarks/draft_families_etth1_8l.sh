@@ -13,55 +13,57 @@ source scripts/lib.sh
 ensure_data ETTh1
 read -r -a BENCH_ARGS <<< "${BENCH_ARGS:-}"
 
-# The fine-tuned target, made by scripts/supervised/rolling_forecast/timer_xl_etth1_8l.sh: its training flags.
-TARGET=(--task_name forecast --is_training 1 --model timer_xl --model_id ETTh1_8l --data MultivariateDatasetBenchmark
-        --root_path ./dataset/ETT-small/ --data_path ETTh1.csv --seq_len 672 --test_seq_len 672 --input_token_len 96
-        --output_token_len 96 --test_pred_len 96
-        --e_layers 8 --d_model 1024 --d_ff 2048 --n_heads 8 --batch_size 32 --learning_rate 0.0001 --lradj type1 --train_epochs 10
-        --use_norm --valid_last --num_workers 0)
-# The distilled drafts' training flags (less the checkpoint paths, which do not name the result), made by
-# scripts/distillation/updated_distillation/etth1_8l_{timer_xl_draft,timer_draft,ttm_draft}_from_target_etth1_8l*.sh.
-TIMER_XL_DRAFT=(--task_name forecast --is_training 1 --model timer_xl_draft
-                --model_id ETTh1_8l_draft_distill_stochastic_from_target_ETTh1_8l --data MultivariateDatasetBenchmark
-                --root_path ./dataset/ETT-small/ --data_path ETTh1.csv --seq_len 672 --test_seq_len 672 --input_token_len 96
-                --output_token_len 96 --test_pred_len 96 --e_layers 8 --d_model 1024 --d_ff 2048 --n_heads 8
-                --draft_scale_d_model 0.25 --draft_scale_n_heads 0.25 --draft_scale_d_ff 0.25 --draft_scale_e_layers 0.25
-                --distill --distill_target_model timer_xl --adaptation
-                --draft_stochastic --draft_nll_var_reg 0.01 --draft_teacher_noise 0.05 --learning_rate 5e-5 --train_epochs 15
-                --batch_size 64 --cosine --tmax 10 --valid_last --use_norm --num_workers 0)
-TIMER_DRAFT=(--task_name forecast --is_training 1 --model timer_draft --model_id ETTh1_8l_timer_draft_distill_from_target_ETTh1_8l
-             --data MultivariateDatasetBenchmark --root_path ./dataset/ETT-small/ --data_path ETTh1.csv --seq_len 672
-             --test_seq_len 672 --input_token_len 96 --output_token_len 96 --test_pred_len 96
-             --e_layers 8 --d_model 1024 --d_ff 2048 --n_heads 8
-             --draft_scale_d_model 0.25 --draft_scale_n_heads 0.25 --draft_scale_d_ff 0.25 --draft_scale_e_layers 0.25
-             --distill --distill_target_model timer_xl
-             --learning_rate 5e-4 --train_epochs 10 --batch_size 64 --cosine --tmax 10 --valid_last --use_norm --num_workers 0)
-TTM_SIZES=(--ttm_patches 4 --hidden_dim 64 --layers 2 --AP_levels 2 --factor 2 --mode common_channel --d_mode mix_channel
-           --n_vars 7)
-TTM_DRAFT=(--task_name forecast --is_training 1 --model ttm --model_id ETTh1_8l_ttm_draft_distill_stochastic_from_target_ETTh1_8l
-           --data MultivariateDatasetBenchmark --root_path ./dataset/ETT-small/ --data_path ETTh1.csv --seq_len 672
-           --test_seq_len 672 --input_token_len 96 --output_token_len 384 --nonautoregressive --test_pred_len 96
-           "${TTM_SIZES[@]}" --dropout 0.1 --e_layers 8 --d_model 1024 --d_ff 2048 --n_heads 8
-           --distill --distill_target_model timer_xl --adaptation
-           --draft_stochastic --draft_nll_var_reg 0.01 --draft_teacher_noise 0.05 --learning_rate 5e-4 --train_epochs 10
-           --batch_size 32 --cosine --tmax 10 --valid_last --use_norm --num_workers 0)
+read_flags TARGET scripts/flags/etth1_data.flags scripts/flags/etth1_8l_target.flags
+read_flags TIMER_XL_DRAFT scripts/flags/etth1_data.flags scripts/flags/etth1_8l_draft_025x.flags
+read_flags TIMER_DRAFT scripts/flags/etth1_data.flags scripts/flags/etth1_8l_timer_draft_025x.flags
+read_flags TTM_DRAFT scripts/flags/etth1_data.flags scripts/flags/ttm_sizes.flags scripts/flags/etth1_8l_ttm_draft.flags
 DISTILL=scripts/distillation/updated_distillation
 target_ckpt=$(checkpoint_of "${TARGET[@]}")
+timer_xl_draft_ckpt=$(checkpoint_of "${TIMER_XL_DRAFT[@]}")
+timer_draft_ckpt=$(checkpoint_of "${TIMER_DRAFT[@]}")
+ttm_draft_ckpt=$(checkpoint_of "${TTM_DRAFT[@]}")
 make_if_missing "$target_ckpt" scripts/supervised/rolling_forecast/timer_xl_etth1_8l.sh
-make_if_missing "$(checkpoint_of "${TIMER_XL_DRAFT[@]}")" $DISTILL/etth1_8l_timer_xl_draft_from_target_etth1_8l_stochastic.sh
-make_if_missing "$(checkpoint_of "${TIMER_DRAFT[@]}")" $DISTILL/etth1_8l_timer_draft_from_target_etth1_8l.sh
-make_if_missing "$(checkpoint_of "${TTM_DRAFT[@]}")" $DISTILL/etth1_8l_ttm_draft_from_target_etth1_8l_stochastic.sh
+make_if_missing "$timer_xl_draft_ckpt" $DISTILL/etth1_8l_timer_xl_draft_from_target_etth1_8l_stochastic.sh
+make_if_missing "$timer_draft_ckpt" $DISTILL/etth1_8l_timer_draft_from_target_etth1_8l.sh
+make_if_missing "$ttm_draft_ckpt" $DISTILL/etth1_8l_ttm_draft_from_target_etth1_8l_stochastic.sh
 
 # speedup.py takes the target's run.py flags (model and data), its own flags, then the draft's.
-BENCH=(--target_ckpt "$target_ckpt" --root_path ./dataset/ETT-small/ --data_path ETTh1.csv --seq_len 672
-       --test_seq_len 672 --input_token_len 96 --output_token_len 96 --use_norm --d_model 1024 --n_heads 8 --d_ff 2048
-       --e_layers 8 --num_workers 0 --batch_sizes 1 32 --horizons 720 --ks 1 2 3 4 --sigmas 0.3 --n_batches 8)
+read_flags DATA scripts/flags/etth1_data.flags
+read_flags TTM_SIZES scripts/flags/ttm_sizes.flags
+BENCH=(
+  --target_ckpt "$target_ckpt"
+  "${DATA[@]}"
+  # the target's sizes
+  --d_model 1024
+  --n_heads 8
+  --d_ff 2048
+  --e_layers 8
+  # the grid
+  --batch_sizes 1 32
+  --horizons 720
+  --ks 1 2 3 4
+  --sigmas 0.3
+  --n_batches 8
+)
+
 echo "== the 0.25x Timer-XL draft"
-"$PY" scripts/benchmarks/speedup.py "${BENCH[@]}" --draft_ckpt "$(checkpoint_of "${TIMER_XL_DRAFT[@]}")" \
-  --spec_draft_model timer_xl_draft --draft_stochastic --out_dir benchmark_results/etth1_8l_timer_xl_draft "${BENCH_ARGS[@]}"
+"$PY" scripts/benchmarks/speedup.py "${BENCH[@]}" \
+  --draft_ckpt "$timer_xl_draft_ckpt" \
+  --spec_draft_model timer_xl_draft \
+  --draft_stochastic \
+  --out_dir benchmark_results/etth1_8l_timer_xl_draft \
+  "${BENCH_ARGS[@]}"
 echo "== the 0.25x Timer draft"
-"$PY" scripts/benchmarks/speedup.py "${BENCH[@]}" --draft_ckpt "$(checkpoint_of "${TIMER_DRAFT[@]}")" \
-  --spec_draft_model timer_draft --out_dir benchmark_results/etth1_8l_timer_draft "${BENCH_ARGS[@]}"
+"$PY" scripts/benchmarks/speedup.py "${BENCH[@]}" \
+  --draft_ckpt "$timer_draft_ckpt" \
+  --spec_draft_model timer_draft \
+  --out_dir benchmark_results/etth1_8l_timer_draft \
+  "${BENCH_ARGS[@]}"
 echo "== the TTM draft (one call per round)"
-"$PY" scripts/benchmarks/speedup.py "${BENCH[@]}" --draft_ckpt "$(checkpoint_of "${TTM_DRAFT[@]}")" \
-  --spec_draft_model ttm --draft_stochastic "${TTM_SIZES[@]}" --out_dir benchmark_results/etth1_8l_ttm "${BENCH_ARGS[@]}"
+"$PY" scripts/benchmarks/speedup.py "${BENCH[@]}" \
+  --draft_ckpt "$ttm_draft_ckpt" \
+  --spec_draft_model ttm \
+  --draft_stochastic \
+  "${TTM_SIZES[@]}" \
+  --out_dir benchmark_results/etth1_8l_ttm \
+  "${BENCH_ARGS[@]}"

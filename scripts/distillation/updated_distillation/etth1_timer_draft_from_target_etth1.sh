@@ -10,19 +10,9 @@ cd "$(dirname "$0")/../../.."
 source scripts/lib.sh
 ensure_data ETTh1
 
-# The fine-tuned target, made by scripts/supervised/rolling_forecast/timer_xl_etth1.sh: its training flags.
-TARGET=(--task_name forecast --is_training 1 --model timer_xl --model_id ETTh1 --data MultivariateDatasetBenchmark
-        --root_path ./dataset/ETT-small/ --data_path ETTh1.csv --seq_len 672 --test_seq_len 672 --input_token_len 96
-        --output_token_len 96 --test_pred_len 96
-        --e_layers 1 --d_model 1024 --d_ff 2048 --n_heads 8 --batch_size 32 --learning_rate 0.0001 --lradj type1 --train_epochs 10
-        --use_norm --valid_last --num_workers 0)
+read_flags TARGET scripts/flags/etth1_data.flags scripts/flags/etth1_target.flags
+read_flags DRAFT scripts/flags/etth1_data.flags scripts/flags/etth1_timer_draft_025x.flags
 target_ckpt=$(checkpoint_of "${TARGET[@]}")
 make_if_missing "$target_ckpt" scripts/supervised/rolling_forecast/timer_xl_etth1.sh
 
-train "${1:-1}" --task_name forecast --is_training 1 --model timer_draft \
-      --model_id ETTh1_timer_draft_distill_from_target_ETTh1 --data MultivariateDatasetBenchmark \
-      --root_path ./dataset/ETT-small/ --data_path ETTh1.csv --seq_len 672 --test_seq_len 672 --input_token_len 96 \
-      --output_token_len 96 --test_pred_len 96 --e_layers 1 --d_model 1024 --d_ff 2048 --n_heads 8 \
-      --draft_scale_d_model 0.25 --draft_scale_n_heads 0.25 --draft_scale_d_ff 0.25 --draft_scale_e_layers 0.25 \
-      --distill --distill_target_model timer_xl --distill_target_ckpt "$target_ckpt" \
-      --learning_rate 5e-4 --train_epochs 10 --batch_size 64 --cosine --tmax 10 --valid_last --use_norm --num_workers 0
+train "${1:-1}" "${DRAFT[@]}" --distill_target_ckpt "$target_ckpt"

@@ -9,29 +9,12 @@ cd "$(dirname "$0")/../../.."
 source scripts/lib.sh
 ensure_data ETTm1
 
-# The fine-tuned target, made by scripts/supervised/rolling_forecast/timer_xl_ettm1.sh: its training flags.
-TARGET=(--task_name forecast --is_training 1 --model timer_xl --model_id ETTm1 --data MultivariateDatasetBenchmark
-        --root_path ./dataset/ETT-small/ --data_path ETTm1.csv --seq_len 672 --test_seq_len 672 --input_token_len 96
-        --output_token_len 96 --test_pred_len 96
-        --e_layers 1 --d_model 1024 --d_ff 2048 --n_heads 8 --batch_size 32 --learning_rate 0.0001 --lradj type1 --train_epochs 10
-        --use_norm --valid_last --num_workers 0)
-# The pretrained draft, made by scripts/pretrain/increased_batch_and_seq_len/timer_xl_draft_weather_025x.sh: its training flags.
-PRETRAINED=(--task_name pretrain --is_training 1 --model timer_xl_draft --model_id draft_pretrain_Weather_025x
-            --data MultivariateDatasetBenchmark --root_path ./dataset/weather/ --data_path weather.csv
-            --seq_len 1536 --test_seq_len 1536 --input_token_len 96 --output_token_len 96 --test_pred_len 96
-            --batch_size 64 --learning_rate 0.0001 --cosine --tmax 10 --train_epochs 15 --use_norm --valid_last --num_workers 0
-            --e_layers 1 --d_model 1024 --d_ff 2048 --n_heads 8
-            --draft_scale_d_model 0.25 --draft_scale_n_heads 0.25 --draft_scale_d_ff 0.25 --draft_scale_e_layers 0.25)
+read_flags TARGET scripts/flags/ettm1_data.flags scripts/flags/ettm1_target.flags
+read_flags PRETRAINED scripts/flags/draft_pretrain_weather_025x.flags
+read_flags DRAFT scripts/flags/ettm1_data.flags scripts/flags/ettm1_draft_025x.flags
 target_ckpt=$(checkpoint_of "${TARGET[@]}")
 pretrained_ckpt=$(checkpoint_of "${PRETRAINED[@]}")
 make_if_missing "$target_ckpt" scripts/supervised/rolling_forecast/timer_xl_ettm1.sh
 make_if_missing "$pretrained_ckpt" scripts/pretrain/increased_batch_and_seq_len/timer_xl_draft_weather_025x.sh "${1:-1}"
 
-train "${1:-1}" --task_name forecast --is_training 1 --model timer_xl_draft \
-      --model_id ETTm1_draft_distill_stochastic_from_target_ETTm1 --data MultivariateDatasetBenchmark \
-      --root_path ./dataset/ETT-small/ --data_path ETTm1.csv --seq_len 672 --test_seq_len 672 --input_token_len 96 \
-      --output_token_len 96 --test_pred_len 96 --e_layers 1 --d_model 1024 --d_ff 2048 --n_heads 8 \
-      --draft_scale_d_model 0.25 --draft_scale_n_heads 0.25 --draft_scale_d_ff 0.25 --draft_scale_e_layers 0.25 \
-      --distill --distill_target_model timer_xl --adaptation --distill_target_ckpt "$target_ckpt" --pretrain_model_path "$pretrained_ckpt" \
-      --draft_stochastic --draft_nll_var_reg 0.01 --draft_teacher_noise 0.05 --learning_rate 5e-5 --train_epochs 15 \
-      --batch_size 64 --cosine --tmax 10 --valid_last --use_norm --num_workers 0
+train "${1:-1}" "${DRAFT[@]}" --distill_target_ckpt "$target_ckpt" --pretrain_model_path "$pretrained_ckpt"

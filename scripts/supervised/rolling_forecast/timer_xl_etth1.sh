@@ -7,14 +7,10 @@ cd "$(dirname "$0")/../../.."
 source scripts/lib.sh
 ensure_data ETTh1
 
-FLAGS=(--task_name forecast --is_training 1 --model timer_xl --model_id ETTh1 --data MultivariateDatasetBenchmark
-       --root_path ./dataset/ETT-small/ --data_path ETTh1.csv --seq_len 672 --test_seq_len 672 --input_token_len 96
-       --output_token_len 96 --test_pred_len 96
-       --e_layers 1 --d_model 1024 --d_ff 2048 --n_heads 8 --batch_size 32 --learning_rate 0.0001 --lradj type1 --train_epochs 10
-       --use_norm --valid_last --num_workers 0)
-train 1 "${FLAGS[@]}"
-setting=$(setting_of "${FLAGS[@]}")
+read_flags TARGET scripts/flags/etth1_data.flags scripts/flags/etth1_target.flags
+train 1 "${TARGET[@]}"
+setting=$(setting_of "${TARGET[@]}")
 for horizon in 96 192 336 720; do
-  run_py "${FLAGS[@]}" --is_training 0 --test_dir "$setting" --test_pred_len "$horizon"
+  run_py "${TARGET[@]}" --is_training 0 --test_dir "$setting" --test_pred_len "$horizon"
 done
-echo "checkpoint: checkpoints/$setting/checkpoint.pth; results: result_long_term_forecast.txt"
+echo "checkpoint: $(checkpoint_of "${TARGET[@]}"); results: result_long_term_forecast.txt"

@@ -10,15 +10,10 @@ cd "$(dirname "$0")/../../.."
 source scripts/lib.sh
 ensure_data ETTh1
 
-FLAGS=(--task_name forecast --is_training 1 --model ttm --model_id ETTh1 --data MultivariateDatasetBenchmark
-       --root_path ./dataset/ETT-small/ --data_path ETTh1.csv --seq_len 672 --test_seq_len 672 --input_token_len 96
-       --output_token_len 384 --nonautoregressive --test_pred_len 96
-       --ttm_patches 4 --hidden_dim 64 --layers 2 --AP_levels 2 --factor 2 --mode common_channel --d_mode mix_channel
-       --n_vars 7 --dropout 0.1 --batch_size 32 --learning_rate 0.001 --cosine --tmax 10 --train_epochs 10
-       --use_norm --valid_last --num_workers 0)
-train 1 "${FLAGS[@]}"
-setting=$(setting_of "${FLAGS[@]}")
+read_flags TTM scripts/flags/etth1_data.flags scripts/flags/ttm_sizes.flags scripts/flags/etth1_ttm.flags
+train 1 "${TTM[@]}"
+setting=$(setting_of "${TTM[@]}")
 for horizon in 96 192 336 720; do
-  run_py "${FLAGS[@]}" --is_training 0 --test_dir "$setting" --test_pred_len "$horizon"
+  run_py "${TTM[@]}" --is_training 0 --test_dir "$setting" --test_pred_len "$horizon"
 done
-echo "checkpoint: checkpoints/$setting/checkpoint.pth; results: result_long_term_forecast.txt"
+echo "checkpoint: $(checkpoint_of "${TTM[@]}"); results: result_long_term_forecast.txt"

@@ -12,35 +12,44 @@ cd "$(dirname "$0")/../../../.."
 source scripts/lib.sh
 ensure_data ETTm2
 
-# The fine-tuned target, made by scripts/supervised/rolling_forecast/timer_xl_ettm2.sh: its training flags.
-TARGET=(--task_name forecast --is_training 1 --model timer_xl --model_id ETTm2 --data MultivariateDatasetBenchmark
-        --root_path "$PWD/dataset/ETT-small/" --data_path ETTm2.csv --seq_len 672 --test_seq_len 672 --input_token_len 96
-        --output_token_len 96 --test_pred_len 96
-        --e_layers 1 --d_model 1024 --d_ff 2048 --n_heads 8 --batch_size 32 --learning_rate 0.0001 --lradj type1 --train_epochs 10
-        --use_norm --valid_last --num_workers 0)
-# The distilled draft, made by scripts/distillation/updated_distillation/ettm2_timer_xl_draft_from_target_ettm2_stochastic.sh:
-# its training flags (less the two checkpoint paths, which do not name the result).
-DRAFT=(--task_name forecast --is_training 1 --model timer_xl_draft
-       --model_id ETTm2_draft_distill_stochastic_from_target_ETTm2 --data MultivariateDatasetBenchmark
-       --root_path ./dataset/ETT-small/ --data_path ETTm2.csv --seq_len 672 --test_seq_len 672 --input_token_len 96
-       --output_token_len 96 --test_pred_len 96 --e_layers 1 --d_model 1024 --d_ff 2048 --n_heads 8
-       --draft_scale_d_model 0.25 --draft_scale_n_heads 0.25 --draft_scale_d_ff 0.25 --draft_scale_e_layers 0.25
-       --distill --distill_target_model timer_xl --adaptation
-       --draft_stochastic --draft_nll_var_reg 0.01 --draft_teacher_noise 0.05 --learning_rate 5e-5 --train_epochs 15
-       --batch_size 64 --cosine --tmax 10 --valid_last --use_norm --num_workers 0)
-target_ckpt=$(checkpoint_of "${TARGET[@]}")
-draft_ckpt=$(checkpoint_of "${DRAFT[@]}")
+read_flags TARGET scripts/flags/ettm2_data.flags scripts/flags/ettm2_target.flags
+read_flags DRAFT scripts/flags/ettm2_data.flags scripts/flags/ettm2_draft_025x.flags
+# run.py starts inside each point's folder: the paths of the checkpoints and of the data are absolute.
+CHECKPOINTS=(--checkpoints "$PWD/checkpoints/")
+target_ckpt=$(checkpoint_of "${TARGET[@]}" "${CHECKPOINTS[@]}")
+draft_ckpt=$(checkpoint_of "${DRAFT[@]}" "${CHECKPOINTS[@]}")
 make_if_missing "$target_ckpt" scripts/supervised/rolling_forecast/timer_xl_ettm2.sh
 make_if_missing "$draft_ckpt" scripts/distillation/updated_distillation/ettm2_timer_xl_draft_from_target_ettm2_stochastic.sh
-target_setting=$(setting_of "${TARGET[@]}")
 
-# run.py starts inside each point's folder: paths are absolute.
-TEST=("${TARGET[@]}" --is_training 0 --checkpoints "$PWD/checkpoints/" --test_dir "$target_setting"
-      --test_max_batches 20 --trace_inference_breakdown)
+TEST=(
+  "${TARGET[@]}"
+  --root_path "$PWD/dataset/ETT-small/"
+  --is_training 0
+  "${CHECKPOINTS[@]}"
+  --test_dir "$(setting_of "${TARGET[@]}")"
+  --test_max_batches 20
+  --trace_inference_breakdown
+)
+SPECULATIVE=(
+  --use_speculative
+  --spec_draft_ckpt "$draft_ckpt"
+  --draft_stochastic
+  --spec_compare_baseline
+)
+
 OUT=sweep_results_ettm2_spec_025x_stochastic
 # the target alone: the reference MSE of each horizon and batch size
-sweep "$OUT" --test_pred_len 336 720 --batch_size 1 32 -- "${TEST[@]}"
+sweep "$OUT" \
+  --test_pred_len 336 720 \
+  --batch_size 1 32 \
+  -- "${TEST[@]}"
 # speculative decoding, timed against the target alone on the same batches
-sweep "$OUT" --rollout sliding cached --test_pred_len 336 720 --batch_size 1 32 \
-  --spec_accept_mode tolerance lossless --spec_k 1 2 3 4 --spec_sigma 0.1 0.3 0.7 --spec_accept_bias 1 2 \
-  -- "${TEST[@]}" --use_speculative --spec_draft_ckpt "$PWD/$draft_ckpt" --draft_stochastic --spec_compare_baseline
+sweep "$OUT" \
+  --rollout sliding cached \
+  --test_pred_len 336 720 \
+  --batch_size 1 32 \
+  --spec_accept_mode tolerance lossless \
+  --spec_k 1 2 3 4 \
+  --spec_sigma 0.1 0.3 0.7 \
+  --spec_accept_bias 1 2 \
+  -- "${TEST[@]}" "${SPECULATIVE[@]}"

@@ -12,33 +12,36 @@ cd "$(dirname "$0")/../../../.."
 source scripts/lib.sh
 ensure_data ETTm1
 
-# The fine-tuned target, made by scripts/supervised/rolling_forecast/timer_xl_ettm1.sh: its training flags.
-TARGET=(--task_name forecast --is_training 1 --model timer_xl --model_id ETTm1 --data MultivariateDatasetBenchmark
-        --root_path ./dataset/ETT-small/ --data_path ETTm1.csv --seq_len 672 --test_seq_len 672 --input_token_len 96
-        --output_token_len 96 --test_pred_len 96
-        --e_layers 1 --d_model 1024 --d_ff 2048 --n_heads 8 --batch_size 32 --learning_rate 0.0001 --lradj type1 --train_epochs 10
-        --use_norm --valid_last --num_workers 0)
-# The distilled draft, made by scripts/distillation/updated_distillation/ettm1_timer_xl_draft_from_target_ettm1_stochastic.sh:
-# its training flags (less the two checkpoint paths, which do not name the result).
-DRAFT=(--task_name forecast --is_training 1 --model timer_xl_draft
-       --model_id ETTm1_draft_distill_stochastic_from_target_ETTm1 --data MultivariateDatasetBenchmark
-       --root_path ./dataset/ETT-small/ --data_path ETTm1.csv --seq_len 672 --test_seq_len 672 --input_token_len 96
-       --output_token_len 96 --test_pred_len 96 --e_layers 1 --d_model 1024 --d_ff 2048 --n_heads 8
-       --draft_scale_d_model 0.25 --draft_scale_n_heads 0.25 --draft_scale_d_ff 0.25 --draft_scale_e_layers 0.25
-       --distill --distill_target_model timer_xl --adaptation
-       --draft_stochastic --draft_nll_var_reg 0.01 --draft_teacher_noise 0.05 --learning_rate 5e-5 --train_epochs 15
-       --batch_size 64 --cosine --tmax 10 --valid_last --use_norm --num_workers 0)
+read_flags TARGET scripts/flags/ettm1_data.flags scripts/flags/ettm1_target.flags
+read_flags DRAFT scripts/flags/ettm1_data.flags scripts/flags/ettm1_draft_025x.flags
 target_ckpt=$(checkpoint_of "${TARGET[@]}")
 draft_ckpt=$(checkpoint_of "${DRAFT[@]}")
 make_if_missing "$target_ckpt" scripts/supervised/rolling_forecast/timer_xl_ettm1.sh
 make_if_missing "$draft_ckpt" scripts/distillation/updated_distillation/ettm1_timer_xl_draft_from_target_ettm1_stochastic.sh
-target_setting=$(setting_of "${TARGET[@]}")
+
+# Both runs test the target's checkpoint with its flags and these; the speculative run adds its own.
+TEST=(
+  --is_training 0
+  --test_dir "$(setting_of "${TARGET[@]}")"
+  --test_pred_len 720
+  --batch_size 32
+  --trace_inference_breakdown
+)
+SPECULATIVE=(
+  --use_speculative
+  --spec_draft_ckpt "$draft_ckpt"
+  --draft_stochastic
+  --spec_k 3
+  --spec_sigma 0.7
+  --spec_accept_bias 1.0
+  --spec_accept_mode tolerance
+  --rollout sliding
+  --spec_compare_baseline
+  --spec_debug_accept
+  --spec_debug_out spec_decoding_new_stochastic_025x.csv
+)
 
 echo "== ETTm1: Timer-XL alone"
-run_py "${TARGET[@]}" --is_training 0 --test_dir "$target_setting" --test_pred_len 720 --batch_size 32 \
-  --trace_inference_breakdown
+run_py "${TARGET[@]}" "${TEST[@]}"
 echo "== ETTm1: speculative decoding with the 0.25x stochastic draft"
-run_py "${TARGET[@]}" --is_training 0 --test_dir "$target_setting" --test_pred_len 720 --batch_size 32 \
-  --use_speculative --spec_draft_ckpt "$draft_ckpt" --draft_stochastic --spec_k 3 --spec_sigma 0.7 \
-  --spec_accept_bias 1.0 --spec_accept_mode tolerance --rollout sliding --spec_compare_baseline \
-  --trace_inference_breakdown --spec_debug_accept --spec_debug_out spec_decoding_new_stochastic_025x.csv
+run_py "${TARGET[@]}" "${TEST[@]}" "${SPECULATIVE[@]}"
