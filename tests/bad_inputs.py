@@ -21,7 +21,7 @@ import torch
 from conftest import cli_args, make_args, write_csv
 from models import model_from_flags
 from utils.checkpoint import save_checkpoint, write_manifest
-from utils.flags import parse_flags
+from cli.parser import parse_flags
 from cli.paths import make_setting
 
 # Tiny model and windows on the 400-row toy.csv (general 70/10/20 split: the test split holds 80 + L rows).

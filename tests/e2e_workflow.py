@@ -57,7 +57,7 @@ def steps(root):
 
 
 def checkpoint(flags):
-    from utils.flags import parse_flags
+    from cli.parser import parse_flags
     from cli.paths import make_setting
     args = parse_flags(cli_args(flags))
     return os.path.join(args.checkpoints, make_setting(args, 0), 'checkpoint.pth')

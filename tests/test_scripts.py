@@ -203,7 +203,7 @@ def test_8_layer_scripts_build_the_published_sizes(script, start, model, expecte
     import torch
 
     from models import model_from_flags
-    from utils.flags import build_parser, fill_defaults
+    from cli.parser import build_parser, fill_defaults
     args = fill_defaults(build_parser().parse_args(command_flags(REPO_ROOT / script, start)))
     assert args.model == model
     with torch.device('meta'):
@@ -219,7 +219,7 @@ DRAFT_IDS = {'timer_xl_draft': 'ETTh1_draft_distill_stochastic_from_target_ETTh1
 def one_real_setting(repo, runs, model_id):
     """The flag lists that name model_id's checkpoint folder (its training call and every settings query)
     give one real setting string; returns the training call's flags."""
-    from utils.flags import parse_flags
+    from cli.parser import parse_flags
     from cli.paths import make_setting
     calls = [line.split() for line in repo.log.read_text().splitlines()]
     queries = [c[2:] for c in calls if c[:2] == ['-m', 'cli.paths'] and flag(c, '--model_id') == model_id]
@@ -235,7 +235,7 @@ def one_real_setting(repo, runs, model_id):
     ('test_etth1_timer_xl_vs_timer_draft_spec.sh', 'timer_draft'),
 ])
 def test_spec_script_reads_the_checkpoint_its_distillation_script_writes(tmp_path, script, family):
-    from utils.flags import parse_flags
+    from cli.parser import parse_flags
     repo = FakeRepo(tmp_path)
     _, runs = repo.run(SPEC_TESTS + script)
     trained = one_real_setting(repo, runs, DRAFT_IDS[family])
