@@ -326,6 +326,8 @@ CASES = [
     Case('combinations', '--is_training 2', dict(is_training=2), ('--is_training 2', '0, 1')),
     Case('combinations', 'unknown --lradj', dict(lradj='cosine'), ("--lradj 'cosine'", 'type1, type2, type3, constant')),
     Case('combinations', 'unknown --activation', dict(activation='tanh'), ("--activation 'tanh'", 'relu, gelu')),
+    Case('combinations', 'unknown --rope_position', dict(rope_position='spiral'),
+         ("--rope_position 'spiral'", 'time, flat')),
     Case('combinations', '--spec_sigma 0', dict(SPEC, spec_sigma=0), ('--spec_sigma 0', '> 0')),
     Case('combinations', 'unknown --spec_accept_mode', dict(SPEC, spec_accept_mode='foo'),
          ("--spec_accept_mode 'foo'", 'tolerance, lossless')),
