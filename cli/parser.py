@@ -2,7 +2,7 @@
 command lines of the scripts that take run.py flags next to their own."""
 import argparse
 
-from cli.flags import FLAG, FLAGS
+from cli.flags import FLAGS
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -33,10 +33,6 @@ def fill_defaults(args):
         if flag.defaults_to and getattr(args, flag.name) is None:
             setattr(args, flag.name, getattr(args, flag.defaults_to))
     return args
-
-
-def flag_default(name):
-    return FLAG[name].default
 
 
 def parse_flags(argv=None):
