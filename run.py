@@ -6,11 +6,15 @@ import sys
 import numpy as np
 import torch
 
+from cli.parser import parse_flags
+from cli.paths import checkpoint_folders
+from cli.validate import validate
+from exp.exp_distill import ExpDistill
+from exp.exp_forecast import ExpForecast
+from exp.exp_speculative import ExpSpeculative
 from utils.distributed import launched_rank
-from utils.failures import exit_cleanly
-from utils.flags import parse_flags
+from utils.failures import exit_cleanly, exit_on_usage_error
 from utils.lock import folder_lock
-from utils.validation import checkpoint_folders, exit_on_usage_error, validate
 
 LOCK_FILE = "run.lock"
 
@@ -33,12 +37,9 @@ def experiment_class(args):
     """Speculative test, distillation, or the forecasting loop (also --task_name pretrain, which only
     changes the setting string)."""
     if args.use_speculative:
-        from exp.exp_speculative import ExpSpeculative
         return ExpSpeculative
     if args.distill:
-        from exp.exp_distill import ExpDistill
         return ExpDistill
-    from exp.exp_forecast import ExpForecast
     return ExpForecast
 
 

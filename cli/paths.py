@@ -3,6 +3,7 @@
 (scripts/lib.sh: python -m cli.paths <run.py flags>) take both from here."""
 import os
 
+from cli.parser import parse_flags
 from data_provider.data_factory import reads_a_folder
 from data_provider.splits import file_stem
 from models import config_of, model_class
@@ -31,10 +32,14 @@ def checkpoint_folder(args, ii=0):
     return os.path.join(args.checkpoints, make_setting(args, ii))
 
 
+def checkpoint_folders(args):
+    """The folders a training run writes its checkpoints in, one per --itr."""
+    return [checkpoint_folder(args, ii) for ii in range(args.itr)]
+
+
 def checkpoint_path(args, ii=0):
     return os.path.join(checkpoint_folder(args, ii), CHECKPOINT_FILE)
 
 
 if __name__ == "__main__":  # python -m cli.paths <run.py flags>: the checkpoint those flags train
-    from utils.flags import parse_flags
     print(checkpoint_path(parse_flags()))

@@ -34,10 +34,11 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from utils.atomic import atomic_write_text  # noqa: E402
-from utils.failures import exit_cleanly  # noqa: E402
-from utils.flags import parse_flags  # noqa: E402
+from utils.failures import UsageError, exit_cleanly, exit_on_usage_error  # noqa: E402
+from cli.parser import parse_flags  # noqa: E402
 from utils.lock import folder_lock  # noqa: E402
-from utils.validation import UsageError, check_output_folder, exit_on_usage_error, validate  # noqa: E402
+from cli.checks.outputs import check_output_folder  # noqa: E402
+from cli.validate import validate  # noqa: E402
 
 RUN_PY = Path(__file__).resolve().parents[1] / "run.py"
 POINT_FILE, DONE_FILE, LOG_FILE, LOCK_FILE = "point.json", "done", "run.log", "sweep.lock"

@@ -21,7 +21,7 @@ import torch
 from conftest import cli_args, make_args, write_csv
 from models import model_from_flags
 from utils.checkpoint import save_checkpoint, write_manifest
-from utils.flags import parse_flags
+from cli.parser import parse_flags
 from cli.paths import make_setting
 
 # Tiny model and windows on the 400-row toy.csv (general 70/10/20 split: the test split holds 80 + L rows).
@@ -326,6 +326,8 @@ CASES = [
     Case('combinations', '--is_training 2', dict(is_training=2), ('--is_training 2', '0, 1')),
     Case('combinations', 'unknown --lradj', dict(lradj='cosine'), ("--lradj 'cosine'", 'type1, type2, type3, constant')),
     Case('combinations', 'unknown --activation', dict(activation='tanh'), ("--activation 'tanh'", 'relu, gelu')),
+    Case('combinations', 'unknown --rope_position', dict(rope_position='spiral'),
+         ("--rope_position 'spiral'", 'time, flat')),
     Case('combinations', '--spec_sigma 0', dict(SPEC, spec_sigma=0), ('--spec_sigma 0', '> 0')),
     Case('combinations', 'unknown --spec_accept_mode', dict(SPEC, spec_accept_mode='foo'),
          ("--spec_accept_mode 'foo'", 'tolerance, lossless')),

@@ -13,7 +13,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from utils.flags import build_parser, fill_defaults  # noqa: E402
+from cli.parser import build_parser, fill_defaults, required_flags  # noqa: E402
 
 # Tests that read the data mirror (../shared) skip without it.
 needs_ett = pytest.mark.skipif(not (ETT_ROOT / 'ETTh1.csv').is_file(), reason=f'ETTh1.csv not found under {ETT_ROOT}')
@@ -22,8 +22,7 @@ needs_shared = pytest.mark.skipif(not (SHARED / 'seed-README.md').is_file(), rea
 # Test models are tiny: one thread each is as fast and keeps parallel jobs from oversubscribing the cores.
 torch.set_num_threads(1)
 
-REQUIRED_FLAGS = ['--task_name', 'forecast', '--is_training', '1', '--model_id', 'test',
-                  '--model', 'timer_xl', '--data', 'MultivariateDatasetBenchmark']
+REQUIRED_FLAGS = required_flags(data='MultivariateDatasetBenchmark')
 
 
 def make_args(**overrides):

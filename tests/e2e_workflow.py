@@ -57,7 +57,7 @@ def steps(root):
 
 
 def checkpoint(flags):
-    from utils.flags import parse_flags
+    from cli.parser import parse_flags
     from cli.paths import make_setting
     args = parse_flags(cli_args(flags))
     return os.path.join(args.checkpoints, make_setting(args, 0), 'checkpoint.pth')
@@ -102,7 +102,7 @@ def run_workflow(root):
                               for row in csv.DictReader(f)]
     calibration = json.loads(next((root / 'checkpoints').rglob('calibration-*.json')).read_text())
     found['calibration'] = [{k: v for k, v in s.items() if not any(c in k for c in CLOCK_FIELDS)}
-                            for s in calibration['settings']]
+                            for s in calibration['settings'] if s['k'] != 'adaptive']  # adaptive K weighs step costs
     return found
 
 

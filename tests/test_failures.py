@@ -14,7 +14,7 @@ from bad_inputs import TOY, tiny
 from conftest import REPO_ROOT, cli_args
 from exp.exp_forecast import RESUME_FILE, ExpForecast
 from utils.checkpoint import save_checkpoint
-from utils.flags import parse_flags
+from cli.parser import parse_flags
 from cli.paths import make_setting
 
 BATCHES_PER_EPOCH = 7  # toy.csv's train split: 280 rows hold 209 windows of 48 + 24, in batches of 32

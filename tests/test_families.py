@@ -28,8 +28,9 @@ from test_spec_decoding import (CallSpy, PatchMap, contexts, decode, same_distri
 from utils.checkpoint import save_checkpoint
 from utils.timing import ComponentTimer
 from cli.paths import make_setting
-from utils.flags import parse_flags
-from utils.validation import UsageError, validate
+from cli.parser import parse_flags
+from cli.validate import validate
+from utils.failures import UsageError
 from utils.records import SUMMARY_FILE, parse_summary
 
 ETT_ROOT = Path(__file__).resolve().parents[1].parent / 'shared' / 'datasets' / 'ETT-small'

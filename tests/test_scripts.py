@@ -114,7 +114,7 @@ def test_read_flags_reads_the_files_in_order_and_rejects_what_is_not_one_flag(tm
 
 def test_checkpoint_of_honours_checkpoints(tmp_path):
     from cli.paths import make_setting
-    from utils.flags import parse_flags
+    from cli.parser import parse_flags
     files = 'scripts/flags/etth1_data.flags scripts/flags/etth1_target.flags'
     done = bash(f'read_flags TARGET {files}; checkpoint_of "${{TARGET[@]}}" --checkpoints {tmp_path}/ckpts/; '
                 f'setting_of "${{TARGET[@]}}"', EXTRA_ARGS='--train_epochs 1')
@@ -159,7 +159,7 @@ def test_every_artifact_is_read_alike_by_the_script_that_trains_it_and_those_tha
 
 def test_every_artifact_has_a_checkpoint_of_its_own():
     from cli.paths import checkpoint_path
-    from utils.flags import parse_flags
+    from cli.parser import parse_flags
     reads = flag_file_reads()
     artifacts = {tuple(files) for _, _, files in reads if files[-1] in trained_artifacts(reads)}
     paths = {checkpoint_path(parse_flags(read_flags(*(f'scripts/flags/{name}' for name in files))))
@@ -319,7 +319,7 @@ def test_8_layer_artifacts_build_the_published_sizes(files, model, expected):
     import torch
 
     from models import model_from_flags
-    from utils.flags import parse_flags
+    from cli.parser import parse_flags
     args = parse_flags(read_flags(*(f'scripts/flags/{name}.flags' for name in files)))
     assert args.model == model
     with torch.device('meta'):
@@ -334,7 +334,7 @@ def test_every_checkpoint_a_script_asks_for_is_the_one_its_producer_trains(tmp_p
     """From nothing, a script has what it uses made by the producers' scripts; each checkpoint query names the
     real setting of the training call of that model."""
     from cli.paths import make_setting
-    from utils.flags import parse_flags
+    from cli.parser import parse_flags
 
     def model(flags):
         return flag(flags, '--model_id'), flag(flags, '--model')
@@ -360,7 +360,7 @@ DRAFT_IDS = {'timer_xl_draft': 'ETTh1_draft_distill_stochastic_from_target_ETTh1
     ('test_etth1_timer_xl_vs_timer_draft_spec.sh', 'timer_draft'),
 ])
 def test_spec_script_builds_the_draft_family_its_distillation_script_trains(tmp_path, script, family):
-    from utils.flags import parse_flags
+    from cli.parser import parse_flags
     repo = FakeRepo(tmp_path)
     _, runs = repo.run(SPEC_TESTS + script)
     speculative = runs[-1][1]

@@ -23,7 +23,7 @@ from utils.checkpoint import CheckpointMismatch, load_checkpoint, save_checkpoin
 from utils.failures import RunFailure
 from utils.metrics import StreamingMetrics
 from utils.records import forecast_record
-from utils.flags import parse_flags
+from cli.parser import parse_flags
 from cli.paths import make_setting
 from utils.tools import EarlyStopping, learning_rate_at
 

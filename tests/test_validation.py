@@ -1,4 +1,4 @@
-"""Start-up validation (utils/validation.py), checkpoint manifests and atomic saves.
+"""Start-up validation (cli/validate.py, cli/checks/), checkpoint manifests and atomic saves.
 
 Every bad input of tests/bad_inputs.py, one test per class of mistake: exit status 2, one line on stderr that
 names the flag or file, no traceback, no experiment started, nothing created or changed in the working folder."""
@@ -16,7 +16,7 @@ import run
 from bad_inputs import TOY, cases_of, prepare, tiny
 from conftest import REPO_ROOT, cli_args, write_csv
 from utils.checkpoint import save_checkpoint, write_manifest
-from utils.flags import parse_flags
+from cli.parser import parse_flags
 from cli.paths import make_setting
 
 

@@ -1,9 +1,13 @@
-"""How a run ends when it cannot go on after start-up (a diverged loss, a full disk) or is stopped by Ctrl-C: one
-line on stderr, no traceback (start-up mistakes are utils/validation.py's UsageError, exit status 2)."""
+"""How a run ends when what it was asked is wrong (a UsageError at start-up, exit status 2), when it cannot go on
+after start-up (a diverged loss, a full disk) or when it is stopped by Ctrl-C: one line on stderr, no traceback."""
 import contextlib
 import sys
 
 INTERRUPTED = 130  # 128 + SIGINT, the status a shell reports for Ctrl-C
+
+
+class UsageError(Exception):
+    """A mistake in what the user asked for (not a bug): reported as one line, exit status 2."""
 
 
 class RunFailure(Exception):
@@ -12,6 +16,16 @@ class RunFailure(Exception):
 
 def print_error(message):
     print(f"error: {' '.join(str(message).split())}", file=sys.stderr)  # one line, whatever the message holds
+
+
+@contextlib.contextmanager
+def exit_on_usage_error():
+    """A UsageError raised inside becomes one line on stderr and exit status 2."""
+    try:
+        yield
+    except UsageError as error:
+        print_error(error)
+        sys.exit(2)
 
 
 @contextlib.contextmanager

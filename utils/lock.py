@@ -3,7 +3,7 @@ process is gone (killed, or on a crashed machine) is stale and taken over."""
 import contextlib
 import os
 
-from utils.validation import UsageError
+from utils.failures import UsageError
 
 
 def holder(path):

@@ -28,10 +28,11 @@ from models import model_from_flags  # noqa: E402
 from speculative import RolloutOptions, TargetOnlyDecoder  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
 from utils.records import write_table  # noqa: E402
-from utils.failures import exit_cleanly  # noqa: E402
-from utils.flags import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
-from utils.validation import (check_not_given, check_numbers, check_output_folder, exit_on_usage_error,  # noqa: E402
-                              validate_script)
+from utils.failures import exit_cleanly, exit_on_usage_error  # noqa: E402
+from cli.parser import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
+from cli.checks.outputs import check_output_folder  # noqa: E402
+from cli.checks.scripts import check_not_given, validate_script  # noqa: E402
+from cli.checks.values import check_numbers  # noqa: E402
 
 COLUMNS = ["rollout", "patch", "mse", "mse_vs_sliding", "relative_to_sliding_pct"]
 

@@ -24,9 +24,10 @@ from models import model_from_flags  # noqa: E402
 from models.output import is_one_call  # noqa: E402
 from speculative import TargetOnlyDecoder  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
-from utils.failures import exit_cleanly  # noqa: E402
-from utils.flags import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
-from utils.validation import check_not_given, check_numbers, exit_on_usage_error, validate_script  # noqa: E402
+from utils.failures import exit_cleanly, exit_on_usage_error  # noqa: E402
+from cli.parser import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
+from cli.checks.scripts import check_not_given, validate_script  # noqa: E402
+from cli.checks.values import check_numbers  # noqa: E402
 
 Z_95 = 1.959964
 

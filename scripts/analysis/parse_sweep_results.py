@@ -40,7 +40,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from utils.flags import OneLineErrorParser  # noqa: E402
+from cli.parser import OneLineErrorParser  # noqa: E402
 from utils.records import SUMMARY_FILE, parse_summary  # noqa: E402
 
 POINT_FILE, DONE_FILE = "point.json", "done"

@@ -9,7 +9,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-from utils.flags import OneLineErrorParser  # noqa: E402
+from cli.parser import OneLineErrorParser  # noqa: E402
 from utils.records import SUMMARY_FILE, parse_summary  # noqa: E402
 
 
