@@ -68,9 +68,10 @@ def cli_args(flags):
 
 
 def tiny_model(name='timer_xl', seed=0, **flags):
-    """A freshly initialised `name` model built from `flags`, in eval mode; `seed` fixes its weights."""
+    """A freshly initialised `name` model built from `flags` (their --model aside), in eval mode; `seed` fixes
+    its weights."""
     torch.manual_seed(seed)
-    return model_from_flags(name, make_args(model=name, **flags)).eval()
+    return model_from_flags(name, make_args(**{**flags, 'model': name})).eval()
 
 
 def save_tiny(path, name='timer_xl', seed=0, **flags):
