@@ -86,21 +86,19 @@ def contexts(batch, seed=0):
     return torch.randn(batch, L, C, generator=torch.Generator().manual_seed(seed))
 
 
-def decode(target, draft, x, horizon, sample_ids=None, rows=None, costs=None, rollout=RolloutOptions(),
-           warm_up=True, **config):
-    """Speculative decoding in `rollout`, by default after an untimed warm-up on x (which measures the step
-    costs unless `costs` is given), with the counts of the warm-up dropped; `rows` receives the debug rows.
+def decode(target, draft, x, horizon, sample_ids=None, rows=None, costs=None, **config):
+    """Speculative decoding after an untimed warm-up on x (which measures the step costs unless
+    `costs` is given), with the counts of the warm-up dropped; `rows` receives the debug rows.
     Returns (output, counters, tracer)."""
     config = SpecConfig(**{"patch_len": P, "seed": 1, **config})
     sample_ids = list(range(len(x))) if sample_ids is None else sample_ids
-    decoder = SpeculativeDecoder(target, draft, config, rollout)
+    decoder = SpeculativeDecoder(target, draft, config)
     decoder.costs = costs
-    if warm_up:
-        decoder.generate(x, horizon, sample_ids)
-        decoder.reset_counts(trace=True)
-        for spy in (target, draft):
-            if isinstance(spy, CallSpy):
-                spy.calls = spy.windows = 0
+    decoder.generate(x, horizon, sample_ids)
+    decoder.reset_counts(trace=True)
+    for spy in (target, draft):
+        if isinstance(spy, CallSpy):
+            spy.calls = spy.windows = 0
     decoder.round_records = None if rows is None else []
     out = decoder.generate(x, horizon, sample_ids)
     if rows is not None:
