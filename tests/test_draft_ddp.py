@@ -144,10 +144,9 @@ def write_corpus(root):
     return [(400, 2), (500, 3), (300, 1)]
 
 
-def test_pretrain_on_a_folder_of_files_writes_a_draft_pretrain_checkpoint(tmp_path, monkeypatch, capsys):
-    corpus = tmp_path / 'corpus'
+def test_pretrain_on_a_folder_of_files_writes_a_draft_pretrain_checkpoint(workdir, capsys):
+    corpus = workdir / 'corpus'
     files = write_corpus(corpus)
-    monkeypatch.chdir(tmp_path)
     L, P = 48, 24
     run.main(['--task_name', 'pretrain', '--is_training', '1', '--model_id', 'draft_pretrain_corpus_025x',
               '--data', 'Utsd', '--root_path', str(corpus), *DRAFT_FLAGS,
@@ -159,7 +158,7 @@ def test_pretrain_on_a_folder_of_files_writes_a_draft_pretrain_checkpoint(tmp_pa
     expected = sum(c * (int(0.9 * rows) - L - P + 1) for rows, c in files)
     assert re.search(rf'^train {expected}$', out, re.M)
     assert re.search(r'^Utsd: skipped 1 file\(s\) with fewer than .*a/short\.npy$', out, re.M)
-    runs = list((tmp_path / 'checkpoints').iterdir())
+    runs = list((workdir / 'checkpoints').iterdir())
     assert len(runs) == 1 and runs[0].name.startswith('draft_pretrain_corpus_025x_timer_xl_draft_Utsd_corpus_sl48_')
     assert (runs[0] / 'checkpoint.pth').is_file()
-    assert (tmp_path / 'result_long_term_forecast.txt').read_text().startswith(runs[0].name + '  \n')
+    assert (workdir / 'result_long_term_forecast.txt').read_text().startswith(runs[0].name + '  \n')

@@ -221,8 +221,7 @@ TRAINED = {'timer': SMALL, 'timer_draft': {**SMALL, 'd_model': 64, 'n_heads': 8}
 
 @pytest.mark.data
 @pytest.mark.parametrize('name', TRAINED)
-def test_training_lowers_the_loss_on_an_etth1_slice(name, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_training_lowers_the_loss_on_an_etth1_slice(name, workdir):
     args = run.parse_args(cli_args({**BASE, **ETTH1, 'model': name, **TRAINED[name], 'subset_rand_ratio': 0.05,
                                     'learning_rate': 3e-3}))
     run.seed_everything(args.seed)
@@ -254,11 +253,10 @@ def checkpoints(tmp_path_factory):
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_ttm_distils_the_targets_rollout(checkpoints, tmp_path, monkeypatch):
+def test_ttm_distils_the_targets_rollout(checkpoints, workdir):
     """A one-call student fits the teacher's target-only rollout of its K patches (not the teacher's
     next-token rows), starting from a deterministic TTM mapped into a stochastic one."""
-    monkeypatch.chdir(tmp_path)
-    pretrained = tmp_path / 'ttm.pth'
+    pretrained = workdir / 'ttm.pth'
     save_tiny(pretrained, 'ttm', 1, **TTM_ETTH1)
     flags = {**BASE, **ETTH1, **TARGET, 'model': 'ttm', **TTM_SMALL, 'distill': True, 'draft_stochastic': True,
              'distill_target_ckpt': checkpoints / 'checkpoints' / 'tgt' / 'checkpoint.pth', 'adaptation': True,
@@ -281,11 +279,10 @@ def test_ttm_distils_the_targets_rollout(checkpoints, tmp_path, monkeypatch):
 
 @pytest.mark.data
 @pytest.mark.parametrize('rollout', ['sliding', 'cached'])
-def test_ttm_serves_as_spec_draft_model_from_the_targets_flags(checkpoints, tmp_path, monkeypatch, rollout):
+def test_ttm_serves_as_spec_draft_model_from_the_targets_flags(checkpoints, workdir, rollout):
     """The draft is built from the target's flags (--output_token_len 96) and its own TTM flags;
     horizon 288 = 3 patches with K = 2: one round of 2 proposals + bonus, one draft call per window."""
-    monkeypatch.chdir(tmp_path)
-    draft = tmp_path / 'ttm.pth'
+    draft = workdir / 'ttm.pth'
     save_tiny(draft, 'ttm', 1, **TTM_ETTH1)
     flags = {**BASE, **ETTH1, **TARGET, 'is_training': 0, 'checkpoints': checkpoints / 'checkpoints',
              'test_dir': 'tgt', 'test_pred_len': 288, 'test_max_batches': 2, 'use_speculative': True,
@@ -293,7 +290,7 @@ def test_ttm_serves_as_spec_draft_model_from_the_targets_flags(checkpoints, tmp_
              'spec_compare_baseline': True, 'rollout': rollout,
              **{k: v for k, v in TTM_SMALL.items() if k not in ('output_token_len', 'nonautoregressive')}}
     run.main(cli_args(flags))
-    [record] = parse_summary(tmp_path / SUMMARY_FILE)
+    [record] = parse_summary(workdir / SUMMARY_FILE)
     assert record['forecasts'] == 32 and record['accepted'] == record['attempted'] == 64
     assert record['draft_calls'] == 32 and record['target_calls'] == 32
     with pytest.raises(UsageError, match='--spec_k 3 exceeds'):
@@ -338,25 +335,24 @@ def new_family(tmp_path, monkeypatch):
 
 
 @pytest.mark.data
-def test_a_new_family_is_one_file(new_family, checkpoints, tmp_path, monkeypatch):
+def test_a_new_family_is_one_file(new_family, checkpoints, workdir):
     """Registry, validation, setting name, checkpoint checks, component timer and the engine take
     models/wide_timer.py as it is: it serves as a draft in both rollouts, and its checkpoint where a
     target is expected is named for what it holds."""
-    monkeypatch.chdir(tmp_path)
     args = make_args(**{**BASE, **ETTH1, **TARGET, 'model': new_family})
     draft = model_from_flags(new_family, args)
     assert draft.blocks.attn_layers[0].conv1.out_channels == 2 * TARGET['d_ff']
     assert '_wide_el1_dm32_dff32_nh2_' in make_setting(args, 0)
-    save_checkpoint(draft, str(tmp_path / 'wide.pth'))
+    save_checkpoint(draft, str(workdir / 'wide.pth'))
     spec = {**BASE, **ETTH1, **TARGET, 'is_training': 0, 'checkpoints': checkpoints / 'checkpoints',
             'test_dir': 'tgt', 'test_pred_len': 288, 'test_max_batches': 1, 'use_speculative': True,
-            'spec_draft_model': new_family, 'spec_draft_ckpt': tmp_path / 'wide.pth', 'spec_k': 2,
+            'spec_draft_model': new_family, 'spec_draft_ckpt': workdir / 'wide.pth', 'spec_k': 2,
             'spec_sigma': 1e6, 'trace_inference_breakdown': True}
     for rollout in ('sliding', 'cached'):
         run.main(cli_args({**spec, 'rollout': rollout}))
-    records = parse_summary(tmp_path / SUMMARY_FILE)
+    records = parse_summary(workdir / SUMMARY_FILE)
     assert [r['accepted'] for r in records] == [32, 32]  # sigma 1e6: every proposal of 16 windows x 2
     with pytest.raises(UsageError, match=f'holds a {new_family} model, but these flags need a timer_xl model'):
         validate(parse_flags(cli_args({**spec, 'use_speculative': False, 'spec_draft_model': 'timer_xl_draft',
                                        'spec_draft_ckpt': None, 'spec_k': None, 'spec_sigma': None,
-                                       'test_dir': '.', 'checkpoints': tmp_path, 'test_file_name': 'wide.pth'})))
+                                       'test_dir': '.', 'checkpoints': workdir, 'test_file_name': 'wide.pth'})))

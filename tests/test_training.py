@@ -58,9 +58,8 @@ def snapshot(model):
 
 @pytest.mark.data
 @pytest.mark.slow
-def test_end_to_end_etth1_train_test_reload_and_visualize(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    flags = dict(TINY, root_path=str(ETT_ROOT), data_path='ETTh1.csv', checkpoints=str(tmp_path / 'checkpoints'),
+def test_end_to_end_etth1_train_test_reload_and_visualize(workdir, capsys):
+    flags = dict(TINY, root_path=str(ETT_ROOT), data_path='ETTh1.csv', checkpoints=str(workdir / 'checkpoints'),
                  seq_len=192, input_token_len=96, output_token_len=96, test_seq_len=192, test_pred_len=96,
                  batch_size=256, train_epochs=1, subset_rand_ratio=0.02)
     train_argv = argv(**flags)
@@ -70,11 +69,11 @@ def test_end_to_end_etth1_train_test_reload_and_visualize(tmp_path, monkeypatch,
 
     run.main(train_argv)
     assert f'>>>>>>>start training : {setting}>>>>>>>>>>>>>>>>>>>>>>>>>>' in capsys.readouterr().out
-    checkpoint = tmp_path / 'checkpoints' / setting / 'checkpoint.pth'
+    checkpoint = workdir / 'checkpoints' / setting / 'checkpoint.pth'
     saved = torch.load(checkpoint, map_location='cpu', weights_only=True)
     assert not any(k.startswith('module.') for k in saved)
-    assert (tmp_path / 'test_results' / setting).is_dir()
-    first = (tmp_path / FORECAST_RESULT_FILE).read_bytes().decode('utf-8')  # no newline translation
+    assert (workdir / 'test_results' / setting).is_dir()
+    first = (workdir / FORECAST_RESULT_FILE).read_bytes().decode('utf-8')  # no newline translation
     match = re.fullmatch(RECORD, first)
     assert match, repr(first)
     assert match['setting'] == setting
@@ -84,14 +83,14 @@ def test_end_to_end_etth1_train_test_reload_and_visualize(tmp_path, monkeypatch,
 
     # Test only, from the saved checkpoint, with plots: a second record with identical metrics.
     run.main(argv(**flags, is_training=0, test_dir=setting, visualize=True))
-    both = (tmp_path / FORECAST_RESULT_FILE).read_bytes().decode('utf-8')  # no newline translation
+    both = (workdir / FORECAST_RESULT_FILE).read_bytes().decode('utf-8')  # no newline translation
     assert both.startswith(first)
     assert both[len(first):] == first  # same setting name (the --test_dir value) and byte-identical metrics
 
     # --visualize: one PNG for every even test batch index, under test_results/<setting>/<H>/.
     n_test = 2880 - 96 + 1  # ETTh test windows (data.md section 7)
     n_batches = math.ceil(n_test / 256)
-    plots = tmp_path / 'test_results' / setting / '96'
+    plots = workdir / 'test_results' / setting / '96'
     assert sorted(p.name for p in plots.iterdir()) == sorted(f'{i}.png' for i in range(0, n_batches, 2))
     assert all(p.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' for p in plots.iterdir())
 

@@ -20,12 +20,6 @@ from utils.flags import parse_flags
 from cli.paths import make_setting
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
 def tree(folder):
     """Every file and folder under `folder` with its size and modification time."""
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob('*')}
