@@ -9,9 +9,8 @@ import sys
 
 import pytest
 
-from conftest import REPO_ROOT, needs_shared
+from conftest import REPO_ROOT, SEED_README
 
-SEED_README = REPO_ROOT.parent / 'shared' / 'seed-README.md'
 SCRIPTS = sorted(REPO_ROOT.glob('scripts/**/*.sh'))
 NOT_RUN_PY = {'nproc_per_node'}  # torchrun's
 
@@ -60,7 +59,7 @@ def test_flag_check_finds_a_flag_run_py_lacks(tmp_path):
     assert script_flags(script) - run_py_flags() == {'no_such_flag'}
 
 
-@needs_shared
+@pytest.mark.data
 def test_seed_readme_scripts_exist():
     text = SEED_README.read_text()
     paths = set(re.findall(r'scripts/[\w./-]+\.sh', text))
