@@ -1,7 +1,6 @@
 """Speculation under an MSE budget (speculative/calibration.py): the bootstrap bound, the choice of σ and K,
 and --spec_mse_budget through run.main (the record, the saved calibration and its reuse)."""
 import json
-import math
 
 import pytest
 import torch

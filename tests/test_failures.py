@@ -11,7 +11,7 @@ import torch
 
 import run
 from bad_inputs import tiny, toy_argv
-from conftest import REPO_ROOT, cli_args
+from conftest import REPO_ROOT
 from exp.exp_forecast import RESUME_FILE, ExpForecast
 from utils.checkpoint import save_checkpoint
 from utils.flags import parse_flags

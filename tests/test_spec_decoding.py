@@ -12,7 +12,7 @@ from helpers import C, L, N_VALUES, P, CallSpy, PatchMap, contexts, decode, targ
 from speculative import SpecConfig, SpeculativeDecoder
 from speculative.acceptance import lossless_acceptance_prob, sample_residual
 from speculative.random_streams import sample_generators
-from speculative.debug_rows import DEBUG_COLUMNS, debug_rows
+from speculative.debug_rows import DEBUG_COLUMNS
 from speculative import speed_model
 from speculative.counters import SpecCounters
 from speculative.speed_model import Repeat, StepCosts, predicted_speedup, speed_report

@@ -7,6 +7,7 @@ small synthetic CSV (general 70/10/20 split) so that whole training runs take we
 import math
 import os
 import re
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -401,9 +402,10 @@ def test_adaptation_into_a_stochastic_draft_maps_the_head(toy_workdir, capsys):
                                                     (False, 'checkpoint is not stochastic')])
 def test_load_stochastic_mismatch_gives_a_hint(tmp_path, saved_stochastic, hint):
     path = tmp_path / 'draft.pth'
-    save_checkpoint(tiny_model('timer_xl_draft', **{**TINY, **DRAFT}, draft_stochastic=saved_stochastic), str(path))
+    draft = partial(tiny_model, 'timer_xl_draft', **{**TINY, **DRAFT})
+    save_checkpoint(draft(draft_stochastic=saved_stochastic), str(path))
     with pytest.raises(CheckpointMismatch, match=re.escape(hint)):
-        load_checkpoint(tiny_model('timer_xl_draft', **{**TINY, **DRAFT}, draft_stochastic=not saved_stochastic), str(path))
+        load_checkpoint(draft(draft_stochastic=not saved_stochastic), str(path))
 
 
 def test_save_is_atomic_and_overwrites(tmp_path, monkeypatch):
