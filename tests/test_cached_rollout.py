@@ -239,8 +239,7 @@ def test_masks_and_rotary_angles_are_built_once_per_call(key, monkeypatch):
 @torch.no_grad()
 def test_draft_steps_compute_only_the_rows_that_need_a_proposal():
     """Rows that accepted different numbers of proposals need different numbers of proposals near the end
-    of the horizon: a draft step computes exactly the rows that propose (draft_calls counts those), and
-    the forecasts equal those of a batch where every row is alone."""
+    of the horizon: a draft step computes exactly the rows that propose (draft_calls counts those)."""
     target, draft = tiny(e_layers=1, use_norm=True), tiny('timer_xl_draft', seed=3, e_layers=1, use_norm=True)
     rows = []
     draft.embedding.register_forward_pre_hook(lambda module, inputs: rows.append(inputs[0].shape[0]))
@@ -249,11 +248,8 @@ def test_draft_steps_compute_only_the_rows_that_need_a_proposal():
     decoder.generate(x, 9 * P, list(range(6)))  # warm-up: measures the step costs
     decoder.reset_counts()
     rows.clear()
-    out = decoder.generate(x, 9 * P, list(range(6)))
+    decoder.generate(x, 9 * P, list(range(6)))
     assert sum(rows[1:]) == decoder.counters.draft_calls and min(rows[1:]) < max(rows[1:])  # rows[0]: the prefill
-    for i in range(6):
-        alone = SpeculativeDecoder(target, draft, SpecConfig(k=3, sigma=1.0, patch_len=P, seed=1), RolloutOptions('cached'))
-        torch.testing.assert_close(alone.generate(x[i:i + 1], 9 * P, [i]), out[i:i + 1], rtol=0, atol=1e-5)
 
 
 def test_rollout_stats_are_each_tokens_statistics_in_the_cached_rollout():

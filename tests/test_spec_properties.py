@@ -3,7 +3,8 @@ for every kind of draft (point or stochastic; Timer-XL draft, Timer, TTM in one 
 
 - σ -> 0 accepts nothing: the output is the target-only rollout, every round but the last tests one proposal;
 - a draft identical to the target is always accepted, its rounds emit K + 1 patches;
-- lossless acceptance emits what sampling the target emits (two-sample checks that see a 5% shift of σ).
+- lossless acceptance emits what sampling the target emits (two-sample checks that see a 5% shift of σ);
+- a batch decodes each sample as that sample alone would be decoded.
 
 Tiny models of one width (P = 4, a window of 4 patches, 3 variables), freshly initialised.
 """
@@ -43,13 +44,13 @@ def contexts(batch, seed=1):
     return torch.randn(batch, N_PATCHES * P, C, generator=torch.Generator().manual_seed(seed))
 
 
-def decoded(target, draft, x, horizon, rollout, costs=None, **config):
-    """(output, decoder) of one traced generate() in `rollout`; the step costs are measured on x first unless
-    given."""
+def decoded(target, draft, x, horizon, rollout, costs=None, sample_ids=None, **config):
+    """(output, decoder) of one traced generate() in `rollout` of samples 0, 1, ... (or `sample_ids`); the step
+    costs are measured on x first unless given."""
     decoder = SpeculativeDecoder(target, draft, SpecConfig(patch_len=P, seed=1, **config), ROLLOUTS[rollout])
     decoder.costs = costs
     decoder.reset_counts(trace=True)
-    return decoder.generate(x, horizon, range(len(x))), decoder
+    return decoder.generate(x, horizon, range(len(x)) if sample_ids is None else sample_ids), decoder
 
 
 def k_cases():
@@ -151,3 +152,21 @@ def test_lossless_output_is_distributed_as_target_sampling(rollout, stochastic, 
     assert same_distribution_failures(speculative, sampled) == []
     # the checks have the power to see a sampler whose mean is off by 5% of σ
     assert 'average over values' in same_distribution_failures(speculative + 0.05 * sigma, sampled)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize('rollout', ROLLOUTS)
+@pytest.mark.parametrize('mode, stochastic', [('tolerance', False), ('lossless', False), ('lossless', True),
+                                              ('tolerance', True)])
+def test_a_batch_decodes_each_sample_as_if_it_were_alone(rollout, mode, stochastic):
+    """Samples accept different numbers of proposals and finish in different rounds, each drawing from the random
+    stream of its own index."""
+    target = tiny()
+    draft = shifted_twin(target, 0.3, math.log(0.3) if stochastic else None)
+    x, ids, horizon, costs = contexts(6), [40, 41, 42, 43, 44, 45], 30, StepCosts.of(0.1, [1.0] * 4)
+    settings = dict(k=3, sigma=0.8, accept_mode=mode, draft_stochastic=stochastic)
+    batch, decoder = decoded(target, draft, x, horizon, rollout, costs, ids, **settings)
+    assert 0 < decoder.counters.accepted < decoder.counters.attempted  # random decisions actually happen
+    for i in range(len(x)):
+        alone, _ = decoded(target, draft, x[i:i + 1], horizon, rollout, costs, ids[i:i + 1], **settings)
+        torch.testing.assert_close(alone[0], batch[i], rtol=0, atol=1e-5)
