@@ -40,7 +40,7 @@ tiny = partial(tiny_model, d_model=16, n_heads=2, d_ff=24, e_layers=2, input_tok
                seq_len=N_PATCHES * P, use_norm=True)
 
 
-def contexts(batch, seed=1):
+def windows(batch, seed=1):
     return torch.randn(batch, N_PATCHES * P, C, generator=torch.Generator().manual_seed(seed))
 
 
@@ -70,7 +70,7 @@ def k_cases():
 def test_tiny_sigma_accepts_nothing_and_reproduces_the_target_only_rollout(rollout, draft_id, k):
     """The draft is one layer, the target two: a draft step is cheap enough for adaptive K to propose at first."""
     name, flags = DRAFTS[draft_id]
-    target, draft, x = tiny(), tiny(name, seed=4, **{'e_layers': 1, **flags}), contexts(4)
+    target, draft, x = tiny(), tiny(name, seed=4, **{'e_layers': 1, **flags}), windows(4)
     adaptive = k == 'adaptive'
     k_config = dict(k=flags.get('ttm_patches', K_MAX), adaptive=True) if adaptive else dict(k=k)
     out, decoder = decoded(target, draft, x, HORIZON, rollout, sigma=1e-6, draft_stochastic=draft.stochastic,
@@ -96,7 +96,7 @@ IDENTICAL = [pytest.param(rollout, False, id=f'{rollout}-stepwise') for rollout 
 def test_a_draft_identical_to_the_target_is_always_accepted(rollout, one_call):
     """10 patches, K = 3: two rounds of 3 accepted proposals + the bonus, then one proposal + the bonus; a one-call
     draft makes one call per sample and round."""
-    k, x, horizon = 3, contexts(5), 10 * P - 2
+    k, x, horizon = 3, windows(5), 10 * P - 2
     target = tiny()
     draft = BlockMap(tiny(), k) if one_call else tiny()
     out, decoder = decoded(target, draft, x, horizon, rollout, k=k, sigma=0.7)
@@ -143,7 +143,7 @@ def test_lossless_output_is_distributed_as_target_sampling(rollout, stochastic, 
     target = tiny(e_layers=1)
     draft = shifted_twin(target, 0.2, math.log(sigma ** 2) if stochastic else None)
     draft = BlockMap(draft, 2) if one_call else draft
-    x = contexts(1).expand(n_draws, -1, -1)
+    x = windows(1).expand(n_draws, -1, -1)
     speculative, decoder = decoded(target, draft, x, horizon, rollout, StepCosts.of(0.1, [1.0] * 3), k=2,
                                    sigma=sigma, accept_mode='lossless', draft_stochastic=stochastic)
     low, high = (0.1, 0.9) if one_call else (0.3, 0.7)  # a one-call draft forecasts from its sliding window
@@ -163,7 +163,7 @@ def test_a_batch_decodes_each_sample_as_if_it_were_alone(rollout, mode, stochast
     stream of its own index."""
     target = tiny()
     draft = shifted_twin(target, 0.3, math.log(0.3) if stochastic else None)
-    x, ids, horizon, costs = contexts(6), [40, 41, 42, 43, 44, 45], 30, StepCosts.of(0.1, [1.0] * 4)
+    x, ids, horizon, costs = windows(6), [40, 41, 42, 43, 44, 45], 30, StepCosts.of(0.1, [1.0] * 4)
     settings = dict(k=3, sigma=0.8, accept_mode=mode, draft_stochastic=stochastic)
     batch, decoder = decoded(target, draft, x, horizon, rollout, costs, ids, **settings)
     assert 0 < decoder.counters.accepted < decoder.counters.attempted  # random decisions actually happen
