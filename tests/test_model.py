@@ -96,6 +96,8 @@ def test_output_shapes(key, n_vars):
     ('timer_xl', 256, 2, 512, 1, {}, 577_124),
     ('timer_xl_draft', 1024, 8, 2048, 1, {}, 577_124),
     ('timer_xl_draft', 1024, 8, 2048, 1, {'draft_stochastic': True}, 601_796),
+    ('timer', 1024, 8, 2048, 1, {}, 8_598_624),      # Timer-XL's 8,599,664 without embedding bias and variable bias
+    ('timer_draft', 1024, 8, 2048, 1, {}, 576_864),  # the same at 256/2/512/1 (the 0.25x rules)
 ])
 def test_parameter_counts(name, d_model, n_heads, d_ff, e_layers, extra, expected):
     model = full_size(name, d_model=d_model, n_heads=n_heads, d_ff=d_ff, e_layers=e_layers, **extra)
