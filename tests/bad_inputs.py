@@ -13,13 +13,13 @@ import sys
 import tempfile
 import traceback
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from conftest import cli_args, make_args, write_csv
-from models import model_from_flags
+from conftest import cli_args, tiny_model, write_csv
 from utils.checkpoint import save_checkpoint, write_manifest
 from cli.parser import parse_flags
 from cli.paths import make_setting
@@ -40,15 +40,16 @@ class Case:
     extra: list = field(default_factory=list)  # raw command-line words appended as they are
 
     def argv(self, workdir):
-        paths = dict(root_path=str(workdir), checkpoints=str(workdir / 'checkpoints'))
-        return cli_args({**TOY, **paths, **self.flags}) + self.extra
+        return toy_argv(workdir, **self.flags) + self.extra
 
 
-def tiny(model='timer_xl', init_seed=0, **flags):
-    torch.manual_seed(init_seed)
-    args = make_args(**{**{k: v for k, v in TOY.items() if k != 'data_path'}, 'model': model, **flags})
-    with contextlib.redirect_stdout(io.StringIO()):
-        return model_from_flags(model, args)
+def toy_argv(workdir, **flags):
+    """run.py command line of TOY with `flags` on top, reading and writing in `workdir`."""
+    return cli_args({**TOY, 'root_path': str(workdir), 'checkpoints': str(workdir / 'checkpoints'), **flags})
+
+
+# (name='timer_xl', seed=0, **flags): a freshly initialised model of TOY's sizes
+tiny = partial(tiny_model, **{k: v for k, v in TOY.items() if k != 'data_path'})
 
 
 def save(workdir, relpath, model):
@@ -408,9 +409,8 @@ def run_case(case):
         stderr, error = io.StringIO(), None
         try:
             os.chdir(workdir)
-            argv = prepare(case, workdir)
             with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-                run.main(argv)
+                run.main(prepare(case, workdir))
         except BaseException as caught:  # noqa: B036 - the table reports whatever happens
             error = caught
             if isinstance(caught, SystemExit) and isinstance(caught.code, str):

@@ -1,10 +1,9 @@
-"""Shared test helpers. `make_args` builds the run.py argument namespace the models and Exp classes take."""
+"""Shared test setup: the data mirror and its `data` marker, run.py command lines and namespaces, the toy CSV,
+tiny models and their checkpoints, and the working-folder fixtures."""
 import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / 'shared'
-ETT_ROOT = SHARED / 'datasets' / 'ETT-small'
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
@@ -14,15 +13,30 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from cli.parser import build_parser, fill_defaults, required_flags  # noqa: E402
+from data_provider.fetch import default_mirror  # noqa: E402
+from models import model_from_flags  # noqa: E402
+from utils.checkpoint import save_checkpoint  # noqa: E402
 
-# Tests that read the data mirror (../shared) skip without it.
-needs_ett = pytest.mark.skipif(not (ETT_ROOT / 'ETTh1.csv').is_file(), reason=f'ETTh1.csv not found under {ETT_ROOT}')
-needs_shared = pytest.mark.skipif(not (SHARED / 'seed-README.md').is_file(), reason=f'{SHARED} not found')
+# The data mirror: benchmark files (DATASETS) and the seed README next to the repository. Tests marked `data`
+# read it and skip without it.
+DATASETS = default_mirror()
+ETT_ROOT = DATASETS / 'ETT-small'
+SEED_README = REPO_ROOT.parent / 'shared' / 'seed-README.md'
+MIRROR_FILES = (ETT_ROOT / 'ETTh1.csv', SEED_README)
 
 # Test models are tiny: one thread each is as fast and keeps parallel jobs from oversubscribing the cores.
 torch.set_num_threads(1)
 
 REQUIRED_FLAGS = required_flags(data='MultivariateDatasetBenchmark')
+
+
+def pytest_collection_modifyitems(config, items):
+    missing = [str(path) for path in MIRROR_FILES if not path.is_file()]
+    if missing:
+        skip = pytest.mark.skip(reason=f'the data mirror is missing: {", ".join(missing)} not found')
+        for item in items:
+            if 'data' in item.keywords:
+                item.add_marker(skip)
 
 
 def make_args(**overrides):
@@ -52,6 +66,20 @@ def cli_args(flags):
     return out
 
 
+def tiny_model(name='timer_xl', seed=0, **flags):
+    """A freshly initialised `name` model built from `flags` (their --model aside), in eval mode; `seed` fixes
+    its weights."""
+    torch.manual_seed(seed)
+    return model_from_flags(name, make_args(**{**flags, 'model': name})).eval()
+
+
+def save_tiny(path, name='timer_xl', seed=0, **flags):
+    """tiny_model(name, seed, **flags) saved as a checkpoint at `path`; returns the model."""
+    model = tiny_model(name, seed, **flags)
+    save_checkpoint(model, str(path))
+    return model
+
+
 def write_csv(path, rows=400, cells=None):
     """Date column + three noisy sines (period 24): columns a, b, OT. `cells` {(row, column): value} overwrites
     single values (NaN, text, inf)."""
@@ -68,8 +96,14 @@ def write_csv(path, rows=400, cells=None):
 
 
 @pytest.fixture
-def toy_workdir(tmp_path, monkeypatch):
-    """A fresh cwd (result files and test_results/ land here) holding the synthetic `toy.csv`."""
+def workdir(tmp_path, monkeypatch):
+    """A fresh cwd: result files and test_results/ land here."""
     monkeypatch.chdir(tmp_path)
-    write_csv(tmp_path / 'toy.csv')
     return tmp_path
+
+
+@pytest.fixture
+def toy_workdir(workdir):
+    """The fresh cwd holding the synthetic `toy.csv`."""
+    write_csv(workdir / 'toy.csv')
+    return workdir

@@ -6,9 +6,8 @@ import sys
 import pytest
 import torch
 
-from conftest import ETT_ROOT, REPO_ROOT, cli_args, make_args, needs_ett
+from conftest import ETT_ROOT, REPO_ROOT, cli_args, save_tiny
 from models import model_from_flags
-from utils.checkpoint import save_checkpoint
 
 sys.path.insert(0, str(REPO_ROOT / 'scripts' / 'benchmarks'))
 import speedup  # noqa: E402
@@ -20,13 +19,13 @@ MODEL = dict(d_model=32, n_heads=2, d_ff=32, e_layers=2, seq_len=192, test_seq_l
 TTM = dict(spec_draft_model='ttm', ttm_patches=3, hidden_dim=8, layers=1, mode='common_channel')
 
 
-@needs_ett
+@pytest.mark.data
+@pytest.mark.slow
 @pytest.mark.parametrize('draft', [{}, TTM], ids=['timer_xl_draft', 'ttm_one_call'])
 def test_quick_benchmark_rows_and_ratios(tmp_path, draft):
     draft_model = draft.get('spec_draft_model', 'timer_xl_draft')
     for name, path in (('timer_xl', 'target.pth'), (draft_model, 'draft.pth')):
-        torch.manual_seed(0)
-        save_checkpoint(model_from_flags(name, make_args(model=name, **MODEL, **draft)), str(tmp_path / path))
+        save_tiny(tmp_path / path, name, **MODEL, **draft)
     flags = dict(target_ckpt=tmp_path / 'target.pth', draft_ckpt=tmp_path / 'draft.pth', quick=True,
                  out_dir=tmp_path / 'out', root_path=ETT_ROOT, data_path='ETTh1.csv', num_workers=0,
                  spec_sigma=0.7, **MODEL, **draft)
@@ -83,10 +82,9 @@ def test_step_costs_table_for_fixed_costs(monkeypatch, draft, speedup_k2):
     assert [row[:2] for row in rows] == [['sliding', '1'], ['cached', '1'], ['sliding', '3'], ['cached', '3']]
 
 
-@needs_ett
+@pytest.mark.data
 def test_without_a_draft_only_the_target_only_candidates_run(tmp_path):
-    torch.manual_seed(0)
-    save_checkpoint(model_from_flags('timer_xl', make_args(**MODEL, use_norm=True)), str(tmp_path / 'target.pth'))
+    save_tiny(tmp_path / 'target.pth', **MODEL, use_norm=True)
     flags = dict(target_ckpt=tmp_path / 'target.pth', out_dir=tmp_path / 'out', root_path=ETT_ROOT,
                  data_path='ETTh1.csv', num_workers=0, batch_sizes=1, horizons=288, n_batches=1, use_norm=True, **MODEL)
     rows = speedup.main(cli_args(flags))
@@ -143,11 +141,10 @@ def test_measure_warms_up_untimed_then_rotates_every_candidate_through_every_pos
         assert len(seconds[name]) == n_passes
 
 
-@needs_ett
+@pytest.mark.data
 def test_mse_budgets_add_one_calibrated_candidate_each(tmp_path, capsys):
     for name, path in (('timer_xl', 'target.pth'), ('timer_xl_draft', 'draft.pth')):
-        torch.manual_seed(0)
-        save_checkpoint(model_from_flags(name, make_args(model=name, **MODEL, use_norm=True)), str(tmp_path / path))
+        save_tiny(tmp_path / path, name, **MODEL, use_norm=True)
     flags = dict(target_ckpt=tmp_path / 'target.pth', draft_ckpt=tmp_path / 'draft.pth', out_dir=tmp_path / 'out',
                  root_path=ETT_ROOT, data_path='ETTh1.csv', num_workers=0, batch_sizes=2, horizons=288, n_batches=1,
                  ks=[1, 2], mse_budgets=[0, 50], spec_calib_windows=4, spec_calib_sigmas=[0.5, 5.0], use_norm=True,

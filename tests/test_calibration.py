@@ -1,18 +1,16 @@
 """Speculation under an MSE budget (speculative/calibration.py): the bootstrap bound, the choice of σ and K,
 and --spec_mse_budget through run.main (the record, the saved calibration and its reuse)."""
 import json
-import math
 
 import pytest
 import torch
 
 import run
-from conftest import make_args, needs_ett
-from models import model_from_flags
+from conftest import tiny_model
 from speculative import RolloutOptions, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder
 from speculative import calibration as calibration_module
 from speculative.calibration import ADAPTIVE, calibrate, mse_increase_with_upper_bound
-from test_exp_speculative import ETT_ROOT, ckpts, cwd, spec_argv  # noqa: F401 (fixtures)
+from test_exp_speculative import ckpts, spec_argv  # noqa: F401 (a fixture)
 from utils.records import SUMMARY_FILE
 
 P = 4
@@ -30,10 +28,8 @@ def test_the_increase_and_its_bound_in_closed_form():
 
 def shifted_pair(shift):
     """A tiny target and a draft equal to it with every prediction shifted by `shift`."""
-    torch.manual_seed(0)
-    args = make_args(d_model=16, n_heads=2, d_ff=24, input_token_len=P, output_token_len=P)
-    target = model_from_flags('timer_xl', args).eval()
-    draft = model_from_flags('timer_xl', args).eval()
+    sizes = dict(d_model=16, n_heads=2, d_ff=24, input_token_len=P, output_token_len=P)
+    target, draft = tiny_model(**sizes), tiny_model(**sizes)
     draft.load_state_dict(target.state_dict())
     with torch.no_grad():
         draft.head.bias += shift
@@ -70,8 +66,8 @@ def test_the_fastest_setting_within_the_budget_is_chosen(monkeypatch, budget):
     assert (result.chosen is None) == (budget < 7)  # the smallest increase of an accepting setting is about 8%
 
 
-@needs_ett
-def test_a_budget_run_records_its_calibration_and_reuses_it(ckpts, cwd, capsys):  # noqa: F811
+@pytest.mark.data
+def test_a_budget_run_records_its_calibration_and_reuses_it(ckpts, workdir, capsys):  # noqa: F811
     flags = dict(spec_mse_budget=5, spec_calib_windows=8, spec_calib_sigmas=[0.3, 3.0], spec_k=2)
     run.main(spec_argv(ckpts, **flags))
     first = capsys.readouterr().out
@@ -80,7 +76,7 @@ def test_a_budget_run_records_its_calibration_and_reuses_it(ckpts, cwd, capsys):
     assert len(saved) == 1
     stored = json.loads(saved[0].read_text())
     assert stored['windows'] == 8 and len(stored['settings']) == 2 * 3
-    record = (cwd / SUMMARY_FILE).read_text().split('\n\n')[0]
+    record = (workdir / SUMMARY_FILE).read_text().split('\n\n')[0]
     budget_line = next(line for line in record.splitlines() if line.startswith('spec_mse_budget:5'))
     fields = dict(part.split(':') for part in budget_line.split(', '))
     baseline = float(next(line for line in record.splitlines() if 'baseline_mse' in line).split('baseline_mse:')[1])

@@ -1,6 +1,4 @@
 """Data pipeline tests (data.md, section 12). Offline benchmark files are skipped if the mirror is absent."""
-import os
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,15 +7,12 @@ import pytest
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Subset
 
+from conftest import DATASETS, ETT_ROOT
 from data_provider.data_factory import DATA_DICT, data_provider, get_dataset, get_loader
 from data_provider.data_loader import MultivariateDatasetBenchmark, UnivariateDatasetBenchmark, UtsdDataset
 from data_provider.readers import read_series
 from data_provider.splits import StandardScaler, split_borders, utsd_split_borders
 
-MIRROR = Path(os.environ.get('DATASET_MIRROR') or Path(__file__).resolve().parents[1].parent / 'shared' / 'datasets')
-ETT_ROOT = MIRROR / 'ETT-small'
-needs_mirror = pytest.mark.skipif(not (ETT_ROOT / 'ETTh1.csv').is_file(),
-                                  reason=f'offline benchmark files not found under {MIRROR} (set $DATASET_MIRROR)')
 BENCHMARK_CLASSES = [MultivariateDatasetBenchmark, UnivariateDatasetBenchmark]
 
 
@@ -35,7 +30,7 @@ def expected_label(data, s, L, P, O_ds):
 
 # ---- 1. offline file shapes -------------------------------------------------------------------------
 
-@needs_mirror
+@pytest.mark.data
 @pytest.mark.parametrize('relpath, shape', [
     ('ETT-small/ETTh1.csv', (17420, 7)), ('ETT-small/ETTh2.csv', (17420, 7)),
     ('ETT-small/ETTm1.csv', (69680, 7)), ('ETT-small/ETTm2.csv', (69680, 7)),
@@ -43,9 +38,9 @@ def expected_label(data, s, L, P, O_ds):
     ('illness/national_illness.csv', (966, 7)),
 ])
 def test_offline_file_shape_without_date(relpath, shape):
-    data = read_series(MIRROR / relpath)
+    data = read_series(DATASETS / relpath)
     assert data.shape == shape and data.dtype == np.float64
-    last_column = pd.read_csv(MIRROR / relpath, encoding='utf-8').iloc[:, -1]  # OT, a numeric column
+    last_column = pd.read_csv(DATASETS / relpath, encoding='utf-8').iloc[:, -1]  # OT, a numeric column
     np.testing.assert_array_equal(data[:, -1], last_column.to_numpy(dtype=np.float64))
 
 
@@ -59,7 +54,7 @@ def test_split_borders_ett_and_general():
     assert utsd_split_borders(1000, 10) == {'train': (0, 900), 'val': (890, 950), 'test': (940, 1000)}
 
 
-@needs_mirror
+@pytest.mark.data
 @pytest.mark.parametrize('cls', BENCHMARK_CLASSES)
 def test_etth1_counts(cls):
     train = build(cls, ETT_ROOT, 'ETTh1.csv', 'train')
@@ -73,16 +68,16 @@ def test_etth1_counts(cls):
         assert len(train) == 55111
 
 
-@needs_mirror
+@pytest.mark.data
 @pytest.mark.parametrize('cls', BENCHMARK_CLASSES)
 def test_ettm1_counts(cls):
     counts = [len(build(cls, ETT_ROOT, 'ETTm1.csv', flag)) for flag in ('train', 'val', 'test')]
     assert counts == [windows_of(cls, n, 7) for n in (33793, 11425, 11425)]
 
 
-@needs_mirror
+@pytest.mark.data
 def test_weather_split_counts():
-    datasets = {flag: build(MultivariateDatasetBenchmark, MIRROR / 'weather', 'weather.csv', flag)
+    datasets = {flag: build(MultivariateDatasetBenchmark, DATASETS / 'weather', 'weather.csv', flag)
                 for flag in ('train', 'val', 'test')}
     assert datasets['train'].n_vars == 21
     # n_tr / n_va / n_te = 36887 / 5270 / 10539; val and test are pulled back by L = 672
@@ -92,7 +87,7 @@ def test_weather_split_counts():
 
 # ---- 3. labels -------------------------------------------------------------------------------------
 
-@needs_mirror
+@pytest.mark.data
 def test_test_label_layout_and_true_future():
     L, P, H = 672, 96, 192
     dataset = build(MultivariateDatasetBenchmark, ETT_ROOT, 'ETTh1.csv', 'test', O_ds=H)
@@ -109,7 +104,7 @@ def test_test_label_layout_and_true_future():
         assert seq_x_mark.shape == seq_y_mark.shape == (L, 1) and not seq_x_mark.any() and not seq_y_mark.any()
 
 
-@needs_mirror
+@pytest.mark.data
 def test_train_label_is_contiguous_and_nonautoregressive_is_next_block():
     dataset = build(MultivariateDatasetBenchmark, ETT_ROOT, 'ETTh1.csv', 'train')
     seq_x, seq_y, _, _ = dataset[100]
@@ -119,7 +114,7 @@ def test_train_label_is_contiguous_and_nonautoregressive_is_next_block():
     np.testing.assert_array_equal(seq_y, dataset.data_y[7 + 672:7 + 672 + 336])
 
 
-@needs_mirror
+@pytest.mark.data
 def test_univariate_index_maps_to_variable_and_start():
     dataset = build(UnivariateDatasetBenchmark, ETT_ROOT, 'ETTh1.csv', 'test', O_ds=192)
     n_tp = dataset.n_timepoints
@@ -132,7 +127,7 @@ def test_univariate_index_maps_to_variable_and_start():
 
 # ---- 4. scaler -------------------------------------------------------------------------------------
 
-@needs_mirror
+@pytest.mark.data
 def test_scaler_fits_train_slice_and_is_reused_for_val_and_test():
     raw = read_series(ETT_ROOT / 'ETTh1.csv')
     train = build(MultivariateDatasetBenchmark, ETT_ROOT, 'ETTh1.csv', 'train')
@@ -370,7 +365,7 @@ def test_utsd_keys_and_subset(tmp_path):
 
 # ---- factory and loaders ---------------------------------------------------------------------------
 
-def make_args(root, data_path, **overrides):
+def loader_args(root, data_path, **overrides):
     args = dict(data='MultivariateDatasetBenchmark', root_path=str(root), data_path=data_path, seq_len=16,
                 input_token_len=8, output_token_len=8, test_seq_len=24, test_pred_len=16, nonautoregressive=False,
                 subset_rand_ratio=1.0, seed=2021, batch_size=4, num_workers=0)
@@ -380,14 +375,14 @@ def make_args(root, data_path, **overrides):
 
 def test_factory_sizes_and_unknown_key(tmp_path):
     name, _ = write_generated(tmp_path, 'csv', random_matrix())
-    args = make_args(tmp_path, name)
+    args = loader_args(tmp_path, name)
     test_set, test_loader = data_provider(args, 'test')
     assert test_set.seq_len == 24 and test_set.output_token_len == 16 and len(test_set) == (40 + 24) - 24 - 16 + 1
     seq_x, seq_y, seq_x_mark, _ = next(iter(test_loader))
     assert seq_x.shape == (4, 24, C_GEN) and seq_y.shape == (4, 3 * 16, C_GEN) and seq_x_mark.shape == (4, 24, 1)
     assert get_dataset(args, 'val').seq_len == 16
     with pytest.raises(ValueError, match=r"--data 'Nope'.*MultivariateDatasetBenchmark.*Utsd_Npy"):
-        get_dataset(make_args(tmp_path, name, data='Nope'), 'train')
+        get_dataset(loader_args(tmp_path, name, data='Nope'), 'train')
 
 
 def epoch_order(args, flag):
@@ -404,11 +399,11 @@ def epoch_order(args, flag):
 
 def test_loaders_shuffle_seed_and_ddp_shards(tmp_path):
     name, _ = write_generated(tmp_path, 'npy', random_matrix())
-    args = make_args(tmp_path, name)
+    args = loader_args(tmp_path, name)
     order = epoch_order(args, 'train')
     assert sorted(order) == list(range(50)) and order != sorted(order)  # every window once, shuffled
     assert epoch_order(args, 'train') == order  # seeded: the same on every run
-    assert epoch_order(make_args(tmp_path, name, seed=args.seed + 1), 'train') != order
+    assert epoch_order(loader_args(tmp_path, name, seed=args.seed + 1), 'train') != order
     assert epoch_order(args, 'val') == list(range(50))
     train = get_dataset(args, 'train')
     loader = get_loader(args, train, 'train')

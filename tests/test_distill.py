@@ -8,7 +8,6 @@
   one, and the refusal of a teacher checkpoint of other sizes.
 """
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,19 +15,12 @@ import torch
 from torch import nn
 
 import run
-from conftest import cli_args, make_args
+from conftest import ETT_ROOT, cli_args, save_tiny
 from data_provider.data_factory import get_loader
 from exp.exp_distill import ExpDistill
-from models import model_from_flags
-from utils.checkpoint import save_checkpoint
 from utils.losses import gaussian_nll
 from cli.paths import make_setting
 from test_cached_rollout import frozen_stats_forward, token_stats
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DATASETS = REPO_ROOT.parent / 'shared' / 'datasets'
-ETT_ROOT = DATASETS / 'ETT-small'
-needs_ett = pytest.mark.skipif(not (ETT_ROOT / 'ETTh1.csv').is_file(), reason=f'ETTh1.csv not found under {ETT_ROOT}')
 
 MAPPED_LINE = 'mapped head.* -> head_mean.*; head_logvar.* left at init (bias -2.0)'
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -83,14 +75,6 @@ def test_descent_on_logvar_drives_the_variance_to_the_squared_error():
 
 # ---- helpers ------------------------------------------------------------------------------------------------
 
-def save_teacher(path, seed=0, **sizes):
-    torch.manual_seed(seed)
-    teacher = model_from_flags('timer_xl', make_args(model='timer_xl', use_norm=True, dropout=0.0,
-                                                **WINDOWS, **{**TARGET, **sizes}))
-    save_checkpoint(teacher, str(path))
-    return teacher
-
-
 def distill_argv(workdir, teacher_path, **flags):
     """run.py flags of a tiny ETTh1 distillation; True -> bare switch, False/None -> omitted."""
     base = dict(task_name='forecast', is_training=1, model_id='ETTh1_draft_distill', model='timer_xl_draft',
@@ -124,17 +108,18 @@ def draft_vs_teacher(exp, x):
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def teacher_path(workdir):
+    """The checkpoint of a freshly initialised timer_xl teacher."""
+    path = workdir / 'teacher.pth'
+    save_tiny(path, use_norm=True, dropout=0.0, **WINDOWS, **TARGET)
+    return path
 
 
 # ---- a short distillation --------------------------------------------------------------------------------
 
-@needs_ett
-def test_distillation_fits_the_teacher_and_keeps_it_frozen(workdir, capsys):
-    teacher_path = workdir / 'teacher.pth'
-    save_teacher(teacher_path)
+@pytest.mark.data
+@pytest.mark.slow
+def test_distillation_fits_the_teacher_and_keeps_it_frozen(workdir, teacher_path, capsys):
     teacher_file = torch.load(teacher_path, map_location='cpu', weights_only=True)
     exp = make_exp(workdir, teacher_path, train_epochs=3, cosine=True, tmax=4)
     teacher = exp.teacher
@@ -174,10 +159,8 @@ def test_distillation_fits_the_teacher_and_keeps_it_frozen(workdir, capsys):
     assert saved['embedding.weight'].shape == (16, 96)  # the draft's, not the teacher's (64, 96)
 
 
-@needs_ett
-def test_deterministic_student_fits_the_teacher_by_plain_mse(workdir):
-    teacher_path = workdir / 'teacher.pth'
-    save_teacher(teacher_path)
+@pytest.mark.data
+def test_deterministic_student_fits_the_teacher_by_plain_mse(workdir, teacher_path):
     exp = make_exp(workdir, teacher_path, draft_stochastic=False, draft_teacher_noise=0.5)
     x = held_out_windows(exp, 8)
     exp.model.train()
@@ -190,13 +173,11 @@ def test_deterministic_student_fits_the_teacher_by_plain_mse(workdir):
     torch.testing.assert_close(exp._training_loss(x, torch.zeros_like(labels)), expected)
 
 
-@needs_ett
-def test_rollout_distillation_fits_the_teacher_on_its_own_cached_rollout(workdir):
+@pytest.mark.data
+def test_rollout_distillation_fits_the_teacher_on_its_own_cached_rollout(workdir, teacher_path):
     """--distill_rollout_patches 2: each window grows by the teacher's two next patches (its cached rollout:
     every later token normalised with the statistics of the 192 points ending with it), and the student fits
     the teacher on every token of the grown series; the reference is built by hand from full forwards."""
-    teacher_path = workdir / 'teacher.pth'
-    save_teacher(teacher_path)
     exp = make_exp(workdir, teacher_path, draft_stochastic=False, distill_rollout_patches=2)
     x = held_out_windows(exp, 4)
     exp.model.train()
@@ -212,12 +193,10 @@ def test_rollout_distillation_fits_the_teacher_on_its_own_cached_rollout(workdir
     assert plain._training_loss(x, torch.zeros(4, 192, 7)).item() != pytest.approx(expected.item(), rel=1e-3)
 
 
-@needs_ett
-def test_validation_against_the_teacher(workdir):
+@pytest.mark.data
+def test_validation_against_the_teacher(workdir, teacher_path):
     """--distill_vali teacher: the validation loss is the student's MSE to the teacher's forecast (last O rows,
     --valid_last), not to the truth."""
-    teacher_path = workdir / 'teacher.pth'
-    save_teacher(teacher_path)
     exp = make_exp(workdir, teacher_path, draft_stochastic=False, distill_vali='teacher')
     windows = torch.utils.data.Subset(exp.datasets['val'], range(0, 80, 8))
     loader = torch.utils.data.DataLoader(windows, batch_size=4)
@@ -232,10 +211,8 @@ def test_validation_against_the_teacher(workdir):
     assert exp.vali(loader, is_test=True) == pytest.approx(to_truth, rel=1e-5)
 
 
-@needs_ett
-def test_stochastic_student_fits_a_noisy_teacher_by_nll(workdir):
-    teacher_path = workdir / 'teacher.pth'
-    save_teacher(teacher_path)
+@pytest.mark.data
+def test_stochastic_student_fits_a_noisy_teacher_by_nll(workdir, teacher_path):
     noise, reg = 0.5, 0.01
     exp = make_exp(workdir, teacher_path, draft_teacher_noise=noise, draft_nll_var_reg=reg)
     x = held_out_windows(exp, 16)
@@ -255,14 +232,10 @@ def test_stochastic_student_fits_a_noisy_teacher_by_nll(workdir):
                                gaussian_nll(mean, logvar, teacher, reg))
 
 
-@needs_ett
-def test_adaptation_maps_a_deterministic_draft_into_the_stochastic_student(workdir, capsys):
-    teacher_path = workdir / 'teacher.pth'
-    save_teacher(teacher_path)
-    torch.manual_seed(5)
-    pretrained = model_from_flags('timer_xl_draft', make_args(model='timer_xl_draft', use_norm=True, **WINDOWS, **TARGET))
+@pytest.mark.data
+def test_adaptation_maps_a_deterministic_draft_into_the_stochastic_student(workdir, teacher_path, capsys):
     draft_path = workdir / 'draft.pth'
-    save_checkpoint(pretrained, str(draft_path))
+    pretrained = save_tiny(draft_path, 'timer_xl_draft', 5, use_norm=True, **WINDOWS, **TARGET)
     capsys.readouterr()
     exp = make_exp(workdir, teacher_path, adaptation=True, pretrain_model_path=str(draft_path))
     assert capsys.readouterr().out.splitlines().count(MAPPED_LINE) == 1

@@ -19,12 +19,9 @@ import pytest
 import torch
 
 import run
-from conftest import make_args
-from models import model_from_flags
+from conftest import REPO_ROOT, tiny_model, write_csv
 from utils.checkpoint import load_checkpoint
 from utils.distributed import free_port
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Target sizes 64/4/64/1 give a 16/1/16/1 draft at the default 0.25 scales.
 DRAFT_FLAGS = ['--model', 'timer_xl_draft', '--d_model', '64', '--n_heads', '4', '--d_ff', '64', '--e_layers', '1']
@@ -54,18 +51,6 @@ run.main(sys.argv[1:])
 '''
 
 
-def write_series_csv(path, rows=1100):
-    """Date column + 3 variables. With seq_len 192 and P = O = 96 the 70/10/20 split gives 483 train,
-    15 val and 125 test windows, so per-epoch validation stays cheap."""
-    rng = np.random.default_rng(0)
-    t = np.arange(rows)
-    frame = pd.DataFrame({'date': pd.date_range('2020-01-01', periods=rows, freq='h').astype(str),
-                          'a': np.sin(2 * np.pi * t / 24) + 0.1 * rng.standard_normal(rows),
-                          'b': np.cos(2 * np.pi * t / 60) + 0.1 * rng.standard_normal(rows),
-                          'OT': np.cumsum(rng.standard_normal(rows)) / 10})
-    frame.to_csv(path, index=False)
-
-
 def read_probe(folder, rank):
     path = Path(folder) / f'probe_rank{rank}.jsonl'
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
@@ -77,10 +62,10 @@ def only_checkpoint(folder):
     return runs[0]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason='torch.distributed is not available')
 def test_ddp_matches_one_process_on_the_same_global_batch(tmp_path):
-    data = tmp_path / 'toy.csv'
-    write_series_csv(data)
+    write_csv(tmp_path / 'toy.csv', rows=1100)  # 483 train, 15 val and 125 test windows of 192 + 96
     (tmp_path / 'probe.py').write_text(PROBE)
     flags = ['--task_name', 'pretrain', '--is_training', '1', '--model_id', 'draft_pretrain_ddp',
              '--data', 'MultivariateDatasetBenchmark', '--root_path', str(tmp_path), '--data_path', 'toy.csv',
@@ -131,8 +116,8 @@ def test_ddp_matches_one_process_on_the_same_global_batch(tmp_path):
     assert len(list((ddp / 'test_results').iterdir())) == 1
 
     # The DDP checkpoint loads strictly in a single process and equals the one-process weights.
-    model = model_from_flags('timer_xl_draft', make_args(model='timer_xl_draft', d_model=64, n_heads=4, d_ff=64,
-                                                    e_layers=1, input_token_len=96, output_token_len=96))
+    model = tiny_model('timer_xl_draft', d_model=64, n_heads=4, d_ff=64, e_layers=1, input_token_len=96,
+                       output_token_len=96)
     load_checkpoint(model, str(folder / 'checkpoint.pth'))
     reference = torch.load(only_checkpoint(single) / 'checkpoint.pth', map_location='cpu', weights_only=True)
     assert state.keys() == reference.keys()
@@ -159,10 +144,9 @@ def write_corpus(root):
     return [(400, 2), (500, 3), (300, 1)]
 
 
-def test_pretrain_on_a_folder_of_files_writes_a_draft_pretrain_checkpoint(tmp_path, monkeypatch, capsys):
-    corpus = tmp_path / 'corpus'
+def test_pretrain_on_a_folder_of_files_writes_a_draft_pretrain_checkpoint(workdir, capsys):
+    corpus = workdir / 'corpus'
     files = write_corpus(corpus)
-    monkeypatch.chdir(tmp_path)
     L, P = 48, 24
     run.main(['--task_name', 'pretrain', '--is_training', '1', '--model_id', 'draft_pretrain_corpus_025x',
               '--data', 'Utsd', '--root_path', str(corpus), *DRAFT_FLAGS,
@@ -174,7 +158,7 @@ def test_pretrain_on_a_folder_of_files_writes_a_draft_pretrain_checkpoint(tmp_pa
     expected = sum(c * (int(0.9 * rows) - L - P + 1) for rows, c in files)
     assert re.search(rf'^train {expected}$', out, re.M)
     assert re.search(r'^Utsd: skipped 1 file\(s\) with fewer than .*a/short\.npy$', out, re.M)
-    runs = list((tmp_path / 'checkpoints').iterdir())
+    runs = list((workdir / 'checkpoints').iterdir())
     assert len(runs) == 1 and runs[0].name.startswith('draft_pretrain_corpus_025x_timer_xl_draft_Utsd_corpus_sl48_')
     assert (runs[0] / 'checkpoint.pth').is_file()
-    assert (tmp_path / 'result_long_term_forecast.txt').read_text().startswith(runs[0].name + '  \n')
+    assert (workdir / 'result_long_term_forecast.txt').read_text().startswith(runs[0].name + '  \n')

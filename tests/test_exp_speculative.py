@@ -9,26 +9,22 @@ L = 192 (two tokens), H = 288 (three patches), a few test batches of 4 windows.
 import csv
 import math
 import re
-from pathlib import Path
 
 import pytest
 import torch
 
 import run
-from conftest import cli_args, make_args
+from conftest import ETT_ROOT, cli_args, make_args, save_tiny
 from exp import exp_speculative
 from exp.exp_forecast import FORECAST_RESULT_FILE, ExpForecast
 from exp.exp_speculative import ExpSpeculative
 from models import model_from_flags
-from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.checkpoint import load_checkpoint
 from speculative import RolloutOptions, TargetOnlyDecoder
 from speculative.random_streams import sample_generators
 from utils.records import BREAKDOWN_FILE, SUMMARY_FILE, parse_summary
 
-DATASETS = Path(__file__).resolve().parents[1].parent / 'shared' / 'datasets'
-ETT_ROOT = DATASETS / 'ETT-small'
-pytestmark = pytest.mark.skipif(not (ETT_ROOT / 'ETTh1.csv').is_file(),
-                                reason=f'ETTh1.csv not found under {ETT_ROOT}')
+pytestmark = pytest.mark.data
 
 P, L, H = 96, 192, 288
 MODEL = dict(d_model=32, n_heads=2, d_ff=32, e_layers=2, seq_len=L, input_token_len=P,
@@ -53,9 +49,7 @@ def ckpts(tmp_path_factory):
     root = tmp_path_factory.mktemp('ckpts')
 
     def save(model, name, **overrides):
-        torch.manual_seed(len(name))
-        args = make_args(**{**MODEL, **overrides})
-        save_checkpoint(model_from_flags(model, args), str(root / name))
+        save_tiny(root / name, model, len(name), **{**MODEL, **overrides})
 
     save('timer_xl', 'checkpoints/tgt/checkpoint.pth')
     save('timer_xl_draft', 'draft.pth')
@@ -63,12 +57,6 @@ def ckpts(tmp_path_factory):
     save('timer_xl_draft', 'draft_wide.pth', d_model=64)  # draft d_model 16 instead of 8
     save('timer_xl_draft', 'draft_p48.pth', input_token_len=48, output_token_len=48)
     return root
-
-
-@pytest.fixture
-def cwd(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def argv(ckpts, **flags):
@@ -128,14 +116,14 @@ def read_csv(path):
 
 # ---- the speculative run and its files ----------------------------------------------------------
 
-def test_speculative_run_writes_summary_breakdown_csv_and_forecast_record(ckpts, cwd, monkeypatch):
+def test_speculative_run_writes_summary_breakdown_csv_and_forecast_record(ckpts, workdir, monkeypatch):
     reports = spy(monkeypatch, ExpSpeculative, '_report_inference')
     run.main(spec_argv(ckpts, spec_compare_baseline=True, trace_inference_breakdown=True, spec_debug_accept=True,
                        spec_debug_out='debug.csv'))
     exp = reports[0][0]
     counters = exp.decoder.counters
 
-    [summary] = read_records(cwd / SUMMARY_FILE)
+    [summary] = read_records(workdir / SUMMARY_FILE)
     for line, pattern in zip(summary, FIXED_SUMMARY_LINES):
         assert re.fullmatch(pattern, line), (line, pattern)
     assert summary[1] == 'mode:speculative'
@@ -145,7 +133,7 @@ def test_speculative_run_writes_summary_breakdown_csv_and_forecast_record(ckpts,
                             r'baseline_mse:\d+\.\d{6}', line)
                for line in summary[5:])
     assert any(re.search(r'predicted_speedup:\d+\.\d{3}', line) for line in summary[5:])
-    record = parse_summary(cwd / SUMMARY_FILE)[0]
+    record = parse_summary(workdir / SUMMARY_FILE)[0]
     assert record['accepted'] == counters.accepted and record['attempted'] == counters.attempted
     assert 0 < counters.accepted < counters.attempted  # an untrained draft: some accepted, some not
     assert record['per_batch_s'] == pytest.approx(record['total_gen_time_s'] / 3, abs=2e-6)
@@ -153,21 +141,21 @@ def test_speculative_run_writes_summary_breakdown_csv_and_forecast_record(ckpts,
     assert record['cost_repeats'] == 6 and record['c_min'] <= record['measured_cost_ratio_c'] <= record['c_max']
     assert record['v_min'] <= record['verify_cost_v'] <= record['v_max']
 
-    [(setting, mse, mae)] = forecast_records(cwd / FORECAST_RESULT_FILE)
+    [(setting, mse, mae)] = forecast_records(workdir / FORECAST_RESULT_FILE)
     assert setting == 'tgt'
     assert summary[2] == f'mse:{float(mse):.6f}, mae:{float(mae):.6f}'
 
-    [breakdown] = read_records(cwd / BREAKDOWN_FILE)
+    [breakdown] = read_records(workdir / BREAKDOWN_FILE)
     assert len(breakdown) == len(SPEC_BREAKDOWN_LINES)
     for line, pattern in zip(breakdown, SPEC_BREAKDOWN_LINES):
         assert re.fullmatch(pattern, line), (line, pattern)
-    times = parse_summary(cwd / BREAKDOWN_FILE)[0]
+    times = parse_summary(workdir / BREAKDOWN_FILE)[0]
     assert times['n_target_verify_calls'] == exp.decoder.tracer.n_target_verify_calls > 0
     assert times['n_target_sample_calls'] == 0  # tolerance mode draws nothing
 
     # all three batches are within --spec_debug_max_batches (3): one row per tested proposal
-    assert (cwd / 'debug.csv').read_text().split('\n')[0] == CSV_HEADER
-    rows = read_csv(cwd / 'debug.csv')
+    assert (workdir / 'debug.csv').read_text().split('\n')[0] == CSV_HEADER
+    rows = read_csv(workdir / 'debug.csv')
     proposals = [r for r in rows if r['kind'] == 'proposal']
     assert len(proposals) == counters.attempted
     assert sum(int(r['accept']) for r in proposals) == counters.accepted
@@ -175,14 +163,14 @@ def test_speculative_run_writes_summary_breakdown_csv_and_forecast_record(ckpts,
     assert {r['batch_idx'] for r in rows} == {'0', '1', '2'}
 
 
-def test_debug_csv_has_rows_for_point_and_stochastic_drafts_in_both_modes(ckpts, cwd):
+def test_debug_csv_has_rows_for_point_and_stochastic_drafts_in_both_modes(ckpts, workdir):
     seen = set()
     for draft, stochastic in (('draft.pth', False), ('draft_stochastic.pth', True)):
         for mode in ('tolerance', 'lossless'):
-            n_before = len(read_csv(cwd / 'debug.csv')) if (cwd / 'debug.csv').exists() else 0
+            n_before = len(read_csv(workdir / 'debug.csv')) if (workdir / 'debug.csv').exists() else 0
             run.main(spec_argv(ckpts, draft, draft_stochastic=stochastic, spec_accept_mode=mode,
                                spec_debug_accept=True, spec_debug_out='debug.csv', spec_debug_max_batches=2))
-            new = read_csv(cwd / 'debug.csv')[n_before:]
+            new = read_csv(workdir / 'debug.csv')[n_before:]
             assert {r['batch_idx'] for r in new} == {'0', '1'}  # 3 batches tested, 2 logged
             assert {r['sigma_mode'] for r in new} == {'draft_logvar' if stochastic else 'fixed'}
             assert {r['kind'] for r in new} == {'proposal', 'target_draw'}
@@ -193,16 +181,16 @@ def test_debug_csv_has_rows_for_point_and_stochastic_drafts_in_both_modes(ckpts,
                     assert r['tol_accept'] == r['accept'] and float(r['sse_q']) == 0.0
             seen.add((stochastic, mode))
     assert len(seen) == 4
-    assert (cwd / 'debug.csv').read_text().count(CSV_HEADER) == 1
-    summaries = parse_summary(cwd / SUMMARY_FILE)
+    assert (workdir / 'debug.csv').read_text().count(CSV_HEADER) == 1
+    summaries = parse_summary(workdir / SUMMARY_FILE)
     assert [(r['draft_stochastic'], r['accept_mode']) for r in summaries] == [
         (0, 'tolerance'), (0, 'lossless'), (1, 'tolerance'), (1, 'lossless')]
-    assert len(forecast_records(cwd / FORECAST_RESULT_FILE)) == 4
+    assert len(forecast_records(workdir / FORECAST_RESULT_FILE)) == 4
 
 
 # ---- sigma limits: the comparison really is with the target ----------------------------------------
 
-def test_huge_sigma_gives_the_draft_only_rollout_and_a_nonzero_mse_vs_target(ckpts, cwd, monkeypatch):
+def test_huge_sigma_gives_the_draft_only_rollout_and_a_nonzero_mse_vs_target(ckpts, workdir, monkeypatch):
     batches = spy(monkeypatch, ExpSpeculative, '_forecast_batch')
     run.main(spec_argv(ckpts, spec_sigma=1e6, spec_compare_baseline=True))
     x, out = forecasts(batches)
@@ -221,12 +209,12 @@ def test_huge_sigma_gives_the_draft_only_rollout_and_a_nonzero_mse_vs_target(ckp
     mse_vs_target = exp.squared_diff_to_target / exp.n_values
     assert mse_vs_target > 1e-3
     assert mse_vs_target == pytest.approx((out - target_out).double().square().mean().item(), rel=1e-4)
-    assert parse_summary(cwd / SUMMARY_FILE)[0]['mse_vs_target'] == pytest.approx(mse_vs_target, abs=1e-6)
+    assert parse_summary(workdir / SUMMARY_FILE)[0]['mse_vs_target'] == pytest.approx(mse_vs_target, abs=1e-6)
 
 
 @pytest.mark.parametrize('rollout', ['sliding', 'cached'])
 @pytest.mark.parametrize('adaptive', [False, True])
-def test_tiny_sigma_gives_the_target_only_rollout(ckpts, cwd, monkeypatch, adaptive, rollout):
+def test_tiny_sigma_gives_the_target_only_rollout(ckpts, workdir, monkeypatch, adaptive, rollout):
     batches = spy(monkeypatch, ExpSpeculative, '_forecast_batch')
     run.main(spec_argv(ckpts, spec_sigma=1e-8, spec_compare_baseline=True, spec_adaptive=adaptive, rollout=rollout))
     x, out = forecasts(batches)
@@ -237,28 +225,28 @@ def test_tiny_sigma_gives_the_target_only_rollout(ckpts, cwd, monkeypatch, adapt
     target = load(ckpts, 'timer_xl', ckpts / 'checkpoints/tgt/checkpoint.pth')
     with torch.no_grad():
         torch.testing.assert_close(out, target_only(target, x, rollout), rtol=0, atol=1e-5)
-    [record] = read_records(cwd / SUMMARY_FILE)
+    [record] = read_records(workdir / SUMMARY_FILE)
     assert record[4].startswith('accepted:0, ') and f'spec_adaptive:{int(adaptive)}' in record[5]
     assert f'rollout:{rollout}' in record[5]
-    record = parse_summary(cwd / SUMMARY_FILE)[0]
+    record = parse_summary(workdir / SUMMARY_FILE)[0]
     assert record['mse_vs_target'] == 0.0 and record['baseline_mse'] == pytest.approx(record['mse'], abs=2e-6)
 
 
 # ---- the standard test path -------------------------------------------------------------------
 
-def test_standard_run_writes_standard_records_and_component_breakdown(ckpts, cwd, monkeypatch):
+def test_standard_run_writes_standard_records_and_component_breakdown(ckpts, workdir, monkeypatch):
     reports = spy(monkeypatch, ExpForecast, '_report_inference')
     run.main(argv(ckpts, trace_inference_breakdown=True))
     exp = reports[0][0]
 
-    [summary] = read_records(cwd / SUMMARY_FILE)
+    [summary] = read_records(workdir / SUMMARY_FILE)
     for line, pattern in zip(summary, FIXED_SUMMARY_LINES[:4]):
         assert re.fullmatch(pattern, line), (line, pattern)
     assert summary[1] == 'mode:standard' and 'target_sample:0' in summary[4]
-    [(_, mse, mae)] = forecast_records(cwd / FORECAST_RESULT_FILE)
+    [(_, mse, mae)] = forecast_records(workdir / FORECAST_RESULT_FILE)
     assert summary[2] == f'mse:{float(mse):.6f}, mae:{float(mae):.6f}'
 
-    [breakdown] = read_records(cwd / BREAKDOWN_FILE)
+    [breakdown] = read_records(workdir / BREAKDOWN_FILE)
     assert breakdown[:2] == ['setting:tgt', 'mode:standard']
     n_forward = 3 * math.ceil(H / P)  # 3 batches, one target call per patch
     assert re.fullmatch(rf't_baseline_forward_total:\d+\.\d{{6}}, n_baseline_calls:{n_forward}', breakdown[2])
@@ -277,7 +265,7 @@ def test_standard_run_writes_standard_records_and_component_breakdown(ckpts, cwd
         assert per_call == pytest.approx(total / calls[name], abs=2e-6)
 
 
-def test_target_sample_is_reproducible_per_sample_and_independent_of_batch_size(ckpts, cwd, monkeypatch):
+def test_target_sample_is_reproducible_per_sample_and_independent_of_batch_size(ckpts, workdir, monkeypatch):
     batches = spy(monkeypatch, ExpForecast, '_forecast_batch')
 
     def test_run(**flags):
@@ -300,7 +288,7 @@ def test_target_sample_is_reproducible_per_sample_and_independent_of_batch_size(
     eps = torch.stack([torch.randn(P, 7, generator=g, dtype=torch.float64)
                        for g in sample_generators(7, range(8))]).float()
     torch.testing.assert_close(sampled[:, :P], point[:, :P] + 0.7 * eps, rtol=0, atol=1e-5)
-    assert [r['target_sample'] for r in parse_summary(cwd / SUMMARY_FILE)] == [0, 1, 1, 1, 1]
+    assert [r['target_sample'] for r in parse_summary(workdir / SUMMARY_FILE)] == [0, 1, 1, 1, 1]
 
 
 # ---- timing: what each side's time contains, and the alternation ---------------------------------
@@ -341,14 +329,14 @@ def fake_clock(monkeypatch):
 
 
 @pytest.mark.parametrize('rollout', ['sliding', 'cached'])
-def test_speedup_is_baseline_time_over_speculative_time_with_all_their_work(ckpts, cwd, fake_clock, rollout):
+def test_speedup_is_baseline_time_over_speculative_time_with_all_their_work(ckpts, workdir, fake_clock, rollout):
     """Batch size 1, so per-sample counts are batched calls. The speculative side pays every target
     and draft call of its rounds (and, cached, one prefill per model and batch); the baseline pays
     ceil(H/P) target calls (+ its prefill). The warm-up and the step-cost measurement are not timed."""
     n_batches, steps = 4, math.ceil(H / P)
     run.main(spec_argv(ckpts, batch_size=1, test_max_batches=n_batches, spec_compare_baseline=True,
                        spec_sigma=1e6, rollout=rollout))
-    record = parse_summary(cwd / SUMMARY_FILE)[0]
+    record = parse_summary(workdir / SUMMARY_FILE)[0]
     prefill = 1 if rollout == 'cached' else 0
     spec_s = ((record['target_calls'] + n_batches * prefill) * TARGET_CALL_S
               + (record['draft_calls'] + n_batches * prefill) * DRAFT_CALL_S)
@@ -361,7 +349,7 @@ def test_speedup_is_baseline_time_over_speculative_time_with_all_their_work(ckpt
     assert fake_clock == ['baseline', 'speculative', 'speculative', 'baseline'] * (n_batches // 2)
 
 
-def test_a_k_beyond_the_horizons_patches_is_clipped_with_a_note(ckpts, cwd, capsys):
+def test_a_k_beyond_the_horizons_patches_is_clipped_with_a_note(ckpts, workdir, capsys):
     args = run.parse_args(spec_argv(ckpts, spec_k=1000))
     assert args.spec_k == H // P
     assert f'note: --spec_k 1000 is more than the {H // P} patch(es) of the horizon' in capsys.readouterr().out

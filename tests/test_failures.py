@@ -10,18 +10,14 @@ import pytest
 import torch
 
 import run
-from bad_inputs import TOY, tiny
-from conftest import REPO_ROOT, cli_args
+from bad_inputs import tiny, toy_argv
+from conftest import REPO_ROOT
 from exp.exp_forecast import RESUME_FILE, ExpForecast
 from utils.checkpoint import save_checkpoint
 from cli.parser import parse_flags
 from cli.paths import make_setting
 
 BATCHES_PER_EPOCH = 7  # toy.csv's train split: 280 rows hold 209 windows of 48 + 24, in batches of 32
-
-
-def toy_argv(toy_workdir, **flags):
-    return cli_args({**TOY, 'root_path': str(toy_workdir), 'checkpoints': str(toy_workdir / 'checkpoints'), **flags})
 
 
 def checkpoint_of(argv):
@@ -120,6 +116,7 @@ def test_ctrl_c_during_a_test_is_one_line_and_status_130(toy_workdir, monkeypatc
     assert status == 130 and line.startswith('interrupted (Ctrl-C)')
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_training_is_one_line_status_130_and_keeps_the_checkpoint(toy_workdir):
     argv = toy_argv(toy_workdir, train_epochs=1000, patience=1000)
     child = subprocess.Popen([sys.executable, '-u', str(REPO_ROOT / 'run.py'), *argv], cwd=toy_workdir,

@@ -1,30 +1,25 @@
-"""Model families beyond Timer-XL (issue 12): the Timer draft, TTM as a one-call forecaster and draft,
-one-call drafts in the engine, and OpenLTM's flattened RoPE position for Timer-XL.
+"""Model families beyond Timer-XL: the Timer draft, TTM as a one-call forecaster and draft, one-call drafts in
+the engine, and a new family as one file.
 
 Models are tiny; the ETTh1 tests use two-token windows (P = 96, L = 192) and a handful of batches.
 """
-import math
 import sys
-from pathlib import Path
+from functools import partial
 
 import pytest
 import torch
 
 import run
-from conftest import cli_args, make_args, needs_ett
+from conftest import ETT_ROOT, cli_args, make_args, save_tiny, tiny_model
 from data_provider.data_factory import get_loader
 from exp.exp_distill import ExpDistill
 from exp.exp_forecast import ExpForecast
-from layers.attention import RotaryEmbedding, TokenLabels, flat_positions
+from helpers import BlockMap, CallSpy, PatchMap, contexts, decode
 from layers.kv_cache import KVCache
 from models import model_from_flags
-from models.output import Forecast
-from speculative import RolloutOptions, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder
+from speculative import TargetOnlyDecoder
 from speculative.engine import check_one_call
 from speculative.speed_model import StepCosts
-from test_model import reference_forward
-from test_spec_decoding import (CallSpy, PatchMap, contexts, decode, same_distribution_failures,
-                                target_only)
 from utils.checkpoint import save_checkpoint
 from utils.timing import ComponentTimer
 from cli.paths import make_setting
@@ -33,9 +28,6 @@ from cli.validate import validate
 from utils.failures import UsageError
 from utils.records import SUMMARY_FILE, parse_summary
 
-ETT_ROOT = Path(__file__).resolve().parents[1].parent / 'shared' / 'datasets' / 'ETT-small'
-P_TOY = PatchMap.patch_len  # the engine tests' toy patch length (4)
-
 
 # ---- TTM ---------------------------------------------------------------------------------------------
 
@@ -43,9 +35,7 @@ TTM_FLAGS = dict(seq_len=672, input_token_len=96, ttm_patches=4, hidden_dim=64, 
                  mode='common_channel', d_mode='mix_channel', n_vars=7)
 
 
-def ttm(seed=0, **flags):
-    torch.manual_seed(seed)
-    return model_from_flags('ttm', make_args(model='ttm', **{**TTM_FLAGS, **flags})).eval()
+ttm = partial(tiny_model, 'ttm', **TTM_FLAGS)
 
 
 def gated_mlp_params(n, factor=2):
@@ -65,23 +55,11 @@ def test_ttm_parameter_count():
     assert sum(p.numel() for p in ttm(draft_stochastic=True).parameters()) == expected + head
 
 
-@pytest.mark.parametrize('name, sizes, expected', [
-    ('timer', (1024, 8, 2048, 1), 8_598_624),       # Timer-XL's 8,599,664 without embedding bias and variable bias
-    ('timer_draft', (1024, 8, 2048, 1), 576_864),   # the same at 256/2/512/1 (the 0.25x rules)
-])
-def test_timer_parameter_counts(name, sizes, expected):
-    d_model, n_heads, d_ff, e_layers = sizes
-    model = model_from_flags(name, make_args(model=name, input_token_len=96, output_token_len=96, d_model=d_model,
-                                        n_heads=n_heads, d_ff=d_ff, e_layers=e_layers))
-    assert sum(p.numel() for p in model.parameters()) == expected
-
-
 def test_timer_draft_with_unit_factors_is_timer():
     flags = dict(d_model=32, n_heads=2, d_ff=48, e_layers=2, input_token_len=4, output_token_len=4)
-    torch.manual_seed(0)
-    timer = model_from_flags('timer', make_args(model='timer', **flags)).eval()
-    draft = model_from_flags('timer_draft', make_args(model='timer_draft', **flags, **{
-        f'draft_scale_{name}': 1.0 for name in ('d_model', 'n_heads', 'd_ff', 'e_layers')})).eval()
+    timer = tiny_model('timer', **flags)
+    draft = tiny_model('timer_draft', **flags, **{f'draft_scale_{name}': 1.0
+                                                  for name in ('d_model', 'n_heads', 'd_ff', 'e_layers')})
     draft.load_state_dict(timer.state_dict())
     x = torch.randn(2, 16, 3)
     assert torch.equal(draft(x).mean, timer(x).mean)
@@ -180,51 +158,6 @@ def test_setting_strings_of_the_new_families():
     assert '_el1_dm256_dff512_nh2_' in make_setting(draft_args, 0)
 
 
-# ---- flattened RoPE position (model.md 3.4a) ----------------------------------------------------------
-
-def test_flat_and_time_positions_by_hand():
-    """Time-major tokens (i = n*C + c) of C = 2, N = 3: time index n = [0,0,1,1,2,2], OpenLTM's c*N + n
-    = [0,3,1,4,2,5]; rotations by those positions, written out for E = 8 (theta = 1, 0.01)."""
-    labels = TokenLabels.grid(2, 3, 'cpu')
-    assert labels.time.tolist() == [0, 0, 1, 1, 2, 2]
-    assert flat_positions(labels, 2).tolist() == [0, 3, 1, 4, 2, 5]
-    assert flat_positions(TokenLabels.grid(1, 3, 'cpu'), 1).tolist() == [0, 1, 2]  # C = 1: the same
-    rope, u = RotaryEmbedding(8), torch.arange(1.0, 9.0)
-
-    def by_hand(p):
-        c0, s0, c1, s1 = math.cos(p), math.sin(p), math.cos(0.01 * p), math.sin(0.01 * p)
-        return torch.tensor([c0 - 2 * s0, 2 * c0 + s0, 3 * c1 - 4 * s1, 4 * c1 + 3 * s1, 5, 6, 7, 8])
-
-    for positions in (labels.time, flat_positions(labels, 2)):
-        rotated = rope(u.expand(1, 6, 1, 8), positions)[0, :, 0]
-        torch.testing.assert_close(rotated, torch.stack([by_hand(p) for p in positions.tolist()]), rtol=0, atol=1e-5)
-
-
-TINY_XL = dict(d_model=32, n_heads=2, d_ff=48, e_layers=2, input_token_len=4, output_token_len=6)
-
-
-@torch.no_grad()
-@pytest.mark.parametrize('n_vars', [1, 3])
-def test_flat_rope_model_equals_openltm_reference_and_time_rope_only_for_one_variable(n_vars):
-    torch.manual_seed(0)
-    time_model = model_from_flags('timer_xl', make_args(**TINY_XL)).eval()
-    flat_model = model_from_flags('timer_xl', make_args(**TINY_XL, rope_position='flat')).eval()
-    flat_model.load_state_dict(time_model.state_dict())
-    x = torch.randn(2, 16, n_vars, generator=torch.Generator().manual_seed(1))
-    y_flat, y_time = flat_model(x).mean, time_model(x).mean
-    torch.testing.assert_close(y_flat, reference_forward(time_model, x, flat_positions=True), rtol=0, atol=1e-5)
-    if n_vars == 1:
-        torch.testing.assert_close(y_flat, y_time, rtol=0, atol=1e-6)
-    else:
-        assert (y_flat - y_time).abs().max() > 1e-3
-
-
-def test_flat_rope_refuses_a_cache():
-    model = model_from_flags('timer_xl', make_args(**TINY_XL, rope_position='flat'))
-    with pytest.raises(ValueError, match='rope_position flat'):
-        model(torch.randn(1, 16, 2), KVCache(model.n_layers))
-
-
 BASE = dict(task_name='forecast', is_training=1, model_id='t', model='timer_xl', data='MultivariateDatasetBenchmark',
             seq_len=192, test_seq_len=192, input_token_len=96, output_token_len=96)
 
@@ -241,41 +174,7 @@ def test_one_call_checks():
         check_one_call(PatchMap(0), BlockMap(PatchMap(0), 1), 2)
 
 
-# ---- one-call drafts in the engine (toy models of test_spec_decoding) ---------------------------------
-
-class BlockMap(torch.nn.Module):
-    """A one-call toy draft: forecasts its k patches in ONE call by rolling `model` forward on its own
-    means (a stochastic model's log-variances come along), so BlockMap(PatchMap(0)) proposes exactly
-    what the target PatchMap(0) would emit."""
-
-    one_call_forecaster = True
-
-    def __init__(self, model, k):
-        super().__init__()
-        self.model, self.patch_len, self.patches_per_call = model, model.patch_len, k
-        self.output_len = k * model.patch_len
-
-    def forward(self, x, cache=None):
-        assert cache is None
-        means, logvars, window = [], [], x
-        for _ in range(self.patches_per_call):
-            out = self.model(window)
-            means.append(out.mean[:, -self.patch_len:])
-            logvars.append(None if out.logvar is None else out.logvar[:, -self.patch_len:])
-            window = torch.cat([window[:, self.patch_len:], means[-1]], dim=1)
-        return Forecast(torch.cat(means, 1), None if logvars[0] is None else torch.cat(logvars, 1))
-
-
-def test_one_call_draft_identical_to_target_is_always_accepted_with_one_call_per_round():
-    """S = 6 patches, K = 3: round 1 proposes 3 (all accepted) + bonus, round 2 proposes 1 + bonus;
-    one batched draft call per round, one per sample and round in draft_calls."""
-    target, draft, x = PatchMap(0), CallSpy(BlockMap(PatchMap(0), 3)), contexts(5)
-    out, counters, tracer = decode(target, draft, x, 22, k=3, sigma=0.7)
-    torch.testing.assert_close(out, target_only(target, x, 22), rtol=0, atol=1e-6)
-    assert counters.accepted == counters.attempted == 5 * 4
-    assert counters.target_calls == 5 * 2
-    assert draft.calls == tracer.n_draft_calls == 2 and counters.draft_calls == draft.windows == 5 * 2
-
+# ---- one-call drafts in the engine (toy models of helpers.py) ---------------------------------
 
 @pytest.mark.parametrize('mode', ['tolerance', 'lossless'])
 def test_one_call_draft_counts_one_call_per_round(mode):
@@ -286,25 +185,6 @@ def test_one_call_draft_counts_one_call_per_round(mode):
     assert draft.calls == tracer.n_draft_calls and draft.calls <= rounds
     assert counters.draft_calls == draft.windows  # rows of the draft calls: one per sample and round
     assert counters.draft_calls < counters.attempted  # fewer calls than proposals: the point of one call
-
-
-def test_one_call_tiny_sigma_reproduces_target_only():
-    target, draft, x = PatchMap(0), BlockMap(PatchMap(1), 3), contexts(5)
-    out, counters, _ = decode(target, draft, x, 22, k=3, sigma=1e-6)
-    torch.testing.assert_close(out, target_only(target, x, 22), rtol=0, atol=1e-6)
-    assert counters.accepted == 0 < counters.attempted
-
-
-@pytest.mark.parametrize('stochastic', [False, True], ids=['point', 'stochastic'])
-def test_one_call_lossless_b1_is_distributed_as_target_sampling(stochastic):
-    sigma, n_draws, horizon = 0.5, 3000, 3 * P_TOY
-    inner = PatchMap(0, offset=0.2, logvar=math.log(0.2)) if stochastic else PatchMap(0, offset=0.3)
-    x = contexts(1).expand(n_draws, -1, -1)
-    speculative, counters, _ = decode(PatchMap(0), BlockMap(inner, 2), x, horizon, k=2, sigma=sigma,
-                                      accept_mode='lossless', draft_stochastic=stochastic)
-    assert 0.1 < counters.acceptance_pct / 100 < 0.9
-    sampled = target_only(PatchMap(0), x, horizon, sigma, range(n_draws, 2 * n_draws), seed=2)
-    assert same_distribution_failures(speculative, sampled) == []
 
 
 def test_one_call_speed_model_pays_the_draft_call_once_per_round():
@@ -318,47 +198,6 @@ def test_one_call_speed_model_pays_the_draft_call_once_per_round():
     assert one_call.speedup(0.8, 0) == 1.0 and one_call.best_k(0.8, 3) == 3 and stepwise.best_k(0.8, 3) == 2
 
 
-# ---- every family as a draft: sigma -> 0 is target-only, in both rollouts --------------------------------
-
-TINY = dict(d_model=16, n_heads=2, d_ff=24, e_layers=2, input_token_len=4, output_token_len=4, seq_len=16,
-            use_norm=True)
-DRAFTS = {'timer_xl_draft': {'draft_stochastic': True}, 'timer': {}, 'timer_draft': {},
-          'ttm': {'draft_stochastic': True, 'ttm_patches': 3, 'hidden_dim': 8, 'layers': 1, 'AP_levels': 1,
-                  'mode': 'mix_channel', 'n_vars': 3}}
-
-
-def tiny(name, seed=0, **flags):
-    torch.manual_seed(seed)
-    return model_from_flags(name, make_args(model=name, **{**TINY, **flags})).eval()
-
-
-@torch.no_grad()
-@pytest.mark.parametrize('rollout', ['sliding', 'cached'])
-@pytest.mark.parametrize('name', DRAFTS)
-def test_each_family_as_a_draft_with_tiny_sigma_is_target_only(name, rollout):
-    target, draft = tiny('timer_xl'), tiny(name, seed=4, **DRAFTS[name])
-    x, horizon = torch.randn(3, 16, 3, generator=torch.Generator().manual_seed(1)), 7 * 4
-    config = SpecConfig(k=3, sigma=1e-6, patch_len=4, draft_stochastic=draft.stochastic)
-    decoder = SpeculativeDecoder(target, draft, config, RolloutOptions(rollout))
-    out = decoder.generate(x, horizon, [0, 1, 2])
-    expected = TargetOnlyDecoder(target, RolloutOptions(rollout)).generate(x, horizon, [0, 1, 2])
-    torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
-    assert decoder.counters.accepted == 0 < decoder.counters.attempted
-    assert decoder.costs.one_call == (name == 'ttm')
-
-
-@torch.no_grad()
-@pytest.mark.parametrize('rollout', ['sliding', 'cached'])
-def test_a_one_patch_ttm_is_a_one_call_draft_in_both_rollouts(rollout):
-    """--ttm_patches 1 forecasts one patch per call from its window: it gets no KV cache in `cached` either."""
-    target, draft = tiny('timer_xl'), tiny('ttm', seed=4, **{**DRAFTS['ttm'], 'ttm_patches': 1})
-    x, horizon = torch.randn(2, 16, 3, generator=torch.Generator().manual_seed(1)), 5 * 4
-    decoder = SpeculativeDecoder(target, draft, SpecConfig(k=1, sigma=1e-6, patch_len=4, draft_stochastic=True), RolloutOptions(rollout))
-    out = decoder.generate(x, horizon, [0, 1])
-    torch.testing.assert_close(out, TargetOnlyDecoder(target, RolloutOptions(rollout)).generate(x, horizon, [0, 1]), rtol=0, atol=1e-5)
-    assert decoder.costs.one_call and decoder.counters.draft_calls == decoder.counters.attempted == 2 * 4
-
-
 # ---- training on a real slice, distillation and speculative runs on ETTh1 ----------------------------------
 
 ETTH1 = dict(root_path=str(ETT_ROOT), data_path='ETTh1.csv', seq_len=192, test_seq_len=192, input_token_len=96,
@@ -366,13 +205,13 @@ ETTH1 = dict(root_path=str(ETT_ROOT), data_path='ETTh1.csv', seq_len=192, test_s
 SMALL = dict(d_model=16, n_heads=2, d_ff=16, e_layers=1, output_token_len=96)
 TTM_SMALL = dict(hidden_dim=16, layers=1, AP_levels=1, mode='common_channel', d_mode='mix_channel', n_vars=7,
                  ttm_patches=2, output_token_len=192, nonautoregressive=True)
+TTM_ETTH1 = {**BASE, **ETTH1, **TTM_SMALL}  # a TTM draft's flags on ETTh1
 TRAINED = {'timer': SMALL, 'timer_draft': {**SMALL, 'd_model': 64, 'n_heads': 8}, 'ttm': TTM_SMALL}
 
 
-@needs_ett
+@pytest.mark.data
 @pytest.mark.parametrize('name', TRAINED)
-def test_training_lowers_the_loss_on_an_etth1_slice(name, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_training_lowers_the_loss_on_an_etth1_slice(name, workdir):
     args = run.parse_args(cli_args({**BASE, **ETTH1, 'model': name, **TRAINED[name], 'subset_rand_ratio': 0.05,
                                     'learning_rate': 3e-3}))
     run.seed_everything(args.seed)
@@ -398,19 +237,17 @@ TARGET = dict(d_model=32, n_heads=2, d_ff=32, e_layers=1, output_token_len=96)
 @pytest.fixture(scope='module')
 def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp('families')
-    torch.manual_seed(0)
-    save_checkpoint(model_from_flags('timer_xl', make_args(**{**BASE, **ETTH1, **TARGET})),
-                    str(root / 'checkpoints' / 'tgt' / 'checkpoint.pth'))
+    save_tiny(root / 'checkpoints' / 'tgt' / 'checkpoint.pth', **{**BASE, **ETTH1, **TARGET})
     return root
 
 
-@needs_ett
-def test_ttm_distils_the_targets_rollout(checkpoints, tmp_path, monkeypatch):
+@pytest.mark.data
+@pytest.mark.slow
+def test_ttm_distils_the_targets_rollout(checkpoints, workdir):
     """A one-call student fits the teacher's target-only rollout of its K patches (not the teacher's
     next-token rows), starting from a deterministic TTM mapped into a stochastic one."""
-    monkeypatch.chdir(tmp_path)
-    pretrained = tmp_path / 'ttm.pth'
-    save_checkpoint(tiny_ttm(), str(pretrained))
+    pretrained = workdir / 'ttm.pth'
+    save_tiny(pretrained, 'ttm', 1, **TTM_ETTH1)
     flags = {**BASE, **ETTH1, **TARGET, 'model': 'ttm', **TTM_SMALL, 'distill': True, 'draft_stochastic': True,
              'distill_target_ckpt': checkpoints / 'checkpoints' / 'tgt' / 'checkpoint.pth', 'adaptation': True,
              'pretrain_model_path': pretrained, 'subset_rand_ratio': 0.02}
@@ -430,26 +267,20 @@ def test_ttm_distils_the_targets_rollout(checkpoints, tmp_path, monkeypatch):
     assert gap() < before
 
 
-def tiny_ttm():
-    torch.manual_seed(1)
-    return model_from_flags('ttm', make_args(**{**BASE, **ETTH1, 'model': 'ttm', **TTM_SMALL}))
-
-
-@needs_ett
+@pytest.mark.data
 @pytest.mark.parametrize('rollout', ['sliding', 'cached'])
-def test_ttm_serves_as_spec_draft_model_from_the_targets_flags(checkpoints, tmp_path, monkeypatch, rollout):
+def test_ttm_serves_as_spec_draft_model_from_the_targets_flags(checkpoints, workdir, rollout):
     """The draft is built from the target's flags (--output_token_len 96) and its own TTM flags;
     horizon 288 = 3 patches with K = 2: one round of 2 proposals + bonus, one draft call per window."""
-    monkeypatch.chdir(tmp_path)
-    draft = tmp_path / 'ttm.pth'
-    save_checkpoint(tiny_ttm(), str(draft))
+    draft = workdir / 'ttm.pth'
+    save_tiny(draft, 'ttm', 1, **TTM_ETTH1)
     flags = {**BASE, **ETTH1, **TARGET, 'is_training': 0, 'checkpoints': checkpoints / 'checkpoints',
              'test_dir': 'tgt', 'test_pred_len': 288, 'test_max_batches': 2, 'use_speculative': True,
              'spec_draft_model': 'ttm', 'spec_draft_ckpt': draft, 'spec_k': 2, 'spec_sigma': 1e6,
              'spec_compare_baseline': True, 'rollout': rollout,
              **{k: v for k, v in TTM_SMALL.items() if k not in ('output_token_len', 'nonautoregressive')}}
     run.main(cli_args(flags))
-    [record] = parse_summary(tmp_path / SUMMARY_FILE)
+    [record] = parse_summary(workdir / SUMMARY_FILE)
     assert record['forecasts'] == 32 and record['accepted'] == record['attempted'] == 64
     assert record['draft_calls'] == 32 and record['target_calls'] == 32
     with pytest.raises(UsageError, match='--spec_k 3 exceeds'):
@@ -493,26 +324,25 @@ def new_family(tmp_path, monkeypatch):
     models.families.cache_clear()
 
 
-@needs_ett
-def test_a_new_family_is_one_file(new_family, checkpoints, tmp_path, monkeypatch):
+@pytest.mark.data
+def test_a_new_family_is_one_file(new_family, checkpoints, workdir):
     """Registry, validation, setting name, checkpoint checks, component timer and the engine take
     models/wide_timer.py as it is: it serves as a draft in both rollouts, and its checkpoint where a
     target is expected is named for what it holds."""
-    monkeypatch.chdir(tmp_path)
     args = make_args(**{**BASE, **ETTH1, **TARGET, 'model': new_family})
     draft = model_from_flags(new_family, args)
     assert draft.blocks.attn_layers[0].conv1.out_channels == 2 * TARGET['d_ff']
     assert '_wide_el1_dm32_dff32_nh2_' in make_setting(args, 0)
-    save_checkpoint(draft, str(tmp_path / 'wide.pth'))
+    save_checkpoint(draft, str(workdir / 'wide.pth'))
     spec = {**BASE, **ETTH1, **TARGET, 'is_training': 0, 'checkpoints': checkpoints / 'checkpoints',
             'test_dir': 'tgt', 'test_pred_len': 288, 'test_max_batches': 1, 'use_speculative': True,
-            'spec_draft_model': new_family, 'spec_draft_ckpt': tmp_path / 'wide.pth', 'spec_k': 2,
+            'spec_draft_model': new_family, 'spec_draft_ckpt': workdir / 'wide.pth', 'spec_k': 2,
             'spec_sigma': 1e6, 'trace_inference_breakdown': True}
     for rollout in ('sliding', 'cached'):
         run.main(cli_args({**spec, 'rollout': rollout}))
-    records = parse_summary(tmp_path / SUMMARY_FILE)
+    records = parse_summary(workdir / SUMMARY_FILE)
     assert [r['accepted'] for r in records] == [32, 32]  # sigma 1e6: every proposal of 16 windows x 2
     with pytest.raises(UsageError, match=f'holds a {new_family} model, but these flags need a timer_xl model'):
         validate(parse_flags(cli_args({**spec, 'use_speculative': False, 'spec_draft_model': 'timer_xl_draft',
                                        'spec_draft_ckpt': None, 'spec_k': None, 'spec_sigma': None,
-                                       'test_dir': '.', 'checkpoints': tmp_path, 'test_file_name': 'wide.pth'})))
+                                       'test_dir': '.', 'checkpoints': workdir, 'test_file_name': 'wide.pth'})))

@@ -2,14 +2,13 @@
 import hashlib
 import io
 import os
-from pathlib import Path
 
 import pytest
 
+from conftest import DATASETS
 from data_provider import fetch
 from data_provider.fetch import BenchmarkFile, FetchError, fetch_file, lookup, main
 
-MIRROR = Path(os.environ.get('DATASET_MIRROR') or Path(__file__).resolve().parents[1].parent / 'shared' / 'datasets')
 CONTENT = b'date,OT\n2020-01-01,1.0\n'
 
 
@@ -87,11 +86,11 @@ def test_names_are_case_insensitive_and_unknown_names_fail():
         lookup('nope')
 
 
-@pytest.mark.skipif(not MIRROR.is_dir(), reason=f'offline benchmark files not found under {MIRROR}')
+@pytest.mark.data
 def test_table_hashes_match_the_shared_mirror(tmp_path):
     offline = [entry for entry in fetch.FILES.values() if entry.sha256]
     assert len(offline) == 7
     for entry in offline:
-        assert fetch.sha256_of(MIRROR / entry.relpath) == entry.sha256, entry.relpath
-    assert main(['national_illness', '--dest', str(tmp_path), '--mirror', str(MIRROR)]) == 0
+        assert fetch.sha256_of(DATASETS / entry.relpath) == entry.sha256, entry.relpath
+    assert main(['national_illness', '--dest', str(tmp_path), '--mirror', str(DATASETS)]) == 0
     assert (tmp_path / 'illness' / 'national_illness.csv').is_file()

@@ -5,14 +5,16 @@ section 5 are only built and counted, never run.
 """
 import itertools
 import math
+from functools import partial
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import make_args
-from layers.attention import RotaryEmbedding, TokenLabels, blocked_mask
+from conftest import make_args, tiny_model
+from layers.attention import RotaryEmbedding, TokenLabels, blocked_mask, flat_positions
 from layers.instance_norm import instance_stats, normalize
+from layers.kv_cache import KVCache
 from models import config_of, model_from_flags, model_class
 from models.timer_xl import Dims
 from models.timer_xl_draft import draft_dims
@@ -32,10 +34,7 @@ VARIANTS = {  # id -> (--model, extra flags)
 
 # ---- helpers ----------------------------------------------------------------------------------------
 
-def tiny(name='timer_xl', seed=0, **overrides):
-    """A tiny model in eval mode (no dropout); seed fixes its weights."""
-    torch.manual_seed(seed)
-    return model_from_flags(name, make_args(model=name, **{**TINY, **overrides})).eval()
+tiny = partial(tiny_model, **TINY)  # (name='timer_xl', seed=0, **overrides): eval mode, no dropout
 
 
 def variant(key, **overrides):
@@ -97,6 +96,8 @@ def test_output_shapes(key, n_vars):
     ('timer_xl', 256, 2, 512, 1, {}, 577_124),
     ('timer_xl_draft', 1024, 8, 2048, 1, {}, 577_124),
     ('timer_xl_draft', 1024, 8, 2048, 1, {'draft_stochastic': True}, 601_796),
+    ('timer', 1024, 8, 2048, 1, {}, 8_598_624),      # Timer-XL's 8,599,664 without embedding bias and variable bias
+    ('timer_draft', 1024, 8, 2048, 1, {}, 576_864),  # the same at 256/2/512/1 (the 0.25x rules)
 ])
 def test_parameter_counts(name, d_model, n_heads, d_ff, e_layers, extra, expected):
     model = full_size(name, d_model=d_model, n_heads=n_heads, d_ff=d_ff, e_layers=e_layers, **extra)
@@ -379,17 +380,46 @@ def reference_forward(model, x, flat_positions):
     return model.head(model.blocks.norm(h)).reshape(batch, n_vars, -1).transpose(1, 2)  # variable-major tokens
 
 
+@torch.no_grad()
 @pytest.mark.parametrize('n_vars', [1, C])
-def test_time_index_rope_against_flat_index_reference(n_vars):
+def test_time_and_flat_rope_models_equal_their_references(n_vars):
+    """--rope_position time rotates by the time index n, flat by OpenLTM's c*N + n: with the same weights each
+    model equals its reference, and the two coincide for one variable only (cross-variable pairs see different
+    offsets)."""
     model = tiny()
+    flat_model = twin(model, rope_position='flat')
     x = series(n_vars)
-    y = outputs(model, x)[0]
+    y, y_flat = outputs(model, x)[0], outputs(flat_model, x)[0]
     torch.testing.assert_close(y, reference_forward(model, x, flat_positions=False), rtol=0, atol=1e-5)
-    flat = reference_forward(model, x, flat_positions=True)
-    if n_vars == 1:  # the two schemes coincide
-        torch.testing.assert_close(y, flat, rtol=0, atol=1e-5)
-    else:            # cross-variable pairs see different offsets
-        assert max_diff(y, flat) > 1e-3
+    torch.testing.assert_close(y_flat, reference_forward(model, x, flat_positions=True), rtol=0, atol=1e-5)
+    if n_vars == 1:
+        torch.testing.assert_close(y_flat, y, rtol=0, atol=1e-6)
+    else:
+        assert max_diff(y_flat, y) > 1e-3
+
+
+def test_flat_and_time_positions_by_hand():
+    """Time-major tokens (i = n*C + c) of C = 2, N = 3: time index n = [0,0,1,1,2,2], OpenLTM's c*N + n
+    = [0,3,1,4,2,5]; rotations by those positions, written out for E = 8 (theta = 1, 0.01)."""
+    labels = TokenLabels.grid(2, 3, 'cpu')
+    assert labels.time.tolist() == [0, 0, 1, 1, 2, 2]
+    assert flat_positions(labels, 2).tolist() == [0, 3, 1, 4, 2, 5]
+    assert flat_positions(TokenLabels.grid(1, 3, 'cpu'), 1).tolist() == [0, 1, 2]  # C = 1: the same
+    rope, u = RotaryEmbedding(8), torch.arange(1.0, 9.0)
+
+    def by_hand(p):
+        c0, s0, c1, s1 = math.cos(p), math.sin(p), math.cos(0.01 * p), math.sin(0.01 * p)
+        return torch.tensor([c0 - 2 * s0, 2 * c0 + s0, 3 * c1 - 4 * s1, 4 * c1 + 3 * s1, 5, 6, 7, 8])
+
+    for positions in (labels.time, flat_positions(labels, 2)):
+        rotated = rope(u.expand(1, 6, 1, 8), positions)[0, :, 0]
+        torch.testing.assert_close(rotated, torch.stack([by_hand(p) for p in positions.tolist()]), rtol=0, atol=1e-5)
+
+
+def test_flat_rope_refuses_a_cache():
+    model = tiny(rope_position='flat')
+    with pytest.raises(ValueError, match='rope_position flat'):
+        model(torch.randn(1, 16, 2), KVCache(model.n_layers))
 
 
 # ---- 6. SDPA path ------------------------------------------------------------------------------------

@@ -6,11 +6,8 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
-from conftest import REPO_ROOT, cli_args, make_args, needs_ett
-from models import model_from_flags
-from utils.checkpoint import save_checkpoint
+from conftest import ETT_ROOT, REPO_ROOT, cli_args, save_tiny
 
 sys.path.insert(0, str(REPO_ROOT / 'scripts' / 'benchmarks'))
 sys.path.insert(0, str(REPO_ROOT / 'scripts' / 'analysis'))
@@ -20,7 +17,6 @@ import speculative_summary  # noqa: E402
 import speedup  # noqa: E402
 import step_costs  # noqa: E402
 
-ETT_ROOT = REPO_ROOT.parent / 'shared' / 'datasets' / 'ETT-small'
 MODEL = dict(d_model=32, n_heads=2, d_ff=32, e_layers=2, seq_len=192, test_seq_len=192, input_token_len=96,
              output_token_len=96)
 DATA = dict(root_path=ETT_ROOT, data_path='ETTh1.csv', num_workers=0)
@@ -31,8 +27,7 @@ TTM = dict(spec_draft_model='ttm', ttm_patches=2, hidden_dim=8, layers=1, mode='
 def ckpts(tmp_path_factory):
     folder = tmp_path_factory.mktemp('ckpts')
     for name in ('timer_xl', 'timer_xl_draft'):
-        torch.manual_seed(0)
-        save_checkpoint(model_from_flags(name, make_args(model=name, **MODEL)), str(folder / f'{name}.pth'))
+        save_tiny(folder / f'{name}.pth', name, **MODEL)
     (folder / 'a_file').write_text('')
     return folder
 
@@ -100,7 +95,7 @@ def refuse_work(monkeypatch, script):
         monkeypatch.setattr(script, name, started, raising=False)
 
 
-@needs_ett
+@pytest.mark.data
 @pytest.mark.parametrize('script, flags, named', [(c[0], c[3], c[4]) for c in CASES],
                          ids=[f'{c[1]}: {c[2]}' for c in CASES])
 def test_bad_input_is_one_line_and_exit_2(script, flags, named, ckpts, capsys, monkeypatch):
@@ -116,7 +111,7 @@ def test_analysis_scripts_bad_input(script, argv, named, capsys):
     assert_refused(script, argv, named, capsys)
 
 
-@needs_ett
+@pytest.mark.data
 def test_the_good_flags_pass(ckpts):
     """The flags the cases above start from are accepted (so each case is refused for its one mistake)."""
     bench, args = speedup.parse(cli_args(checked(ckpts, quick=True)))
@@ -133,12 +128,13 @@ def test_ks_beyond_the_horizons_patches_are_clipped(ckpts, capsys):
     assert 'note: the largest --ks 1000 is more than the 8 patch(es)' in capsys.readouterr().out
 
 
-@pytest.mark.skipif(not (ETT_ROOT / 'ETTh1.csv').is_file(), reason='needs ../shared/datasets/ETT-small/ETTh1.csv')
+@pytest.mark.data
 def test_speedup_ks_beyond_the_longest_horizon_are_clipped(ckpts):
     bench, args = speedup.parse(cli_args(checked(ckpts, horizons=192)) + ['--ks', '1', '1000'])
     assert bench.ks == [1, 2] and args.spec_k == 2
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_benchmark_with_one_line_and_status_130():
     command = [sys.executable, '-u', str(REPO_ROOT / 'scripts' / 'benchmarks' / 'step_costs.py'), *cli_args(MODEL),
                '--batch_sizes', '256', '--ks', '1', '8']

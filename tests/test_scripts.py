@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, needs_shared
+from conftest import REPO_ROOT, SEED_README
 
-SEED_README = REPO_ROOT.parent / 'shared' / 'seed-README.md'
 SCRIPTS = sorted(REPO_ROOT.glob('scripts/**/*.sh'))
 FLAG_FILES = sorted(REPO_ROOT.glob('scripts/flags/*.flags'))
 NOT_RUN_PY = {'nproc_per_node'}  # torchrun's
@@ -173,7 +172,7 @@ def test_a_user_reading_an_artifact_without_its_data_is_found():
         'etth1_target.flags': [('etth1_data.flags', 'etth1_target.flags'), ('etth1_target.flags',)]}
 
 
-@needs_shared
+@pytest.mark.data
 def test_seed_readme_scripts_exist():
     text = SEED_README.read_text()
     paths = set(re.findall(r'scripts/[\w./-]+\.sh', text))

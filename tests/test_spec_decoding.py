@@ -1,100 +1,25 @@
 """Speculative decoding engine (speculative/), the sliding rollout and result files, on tiny
-deterministic models. The cached rollout and KV cache are tested in test_cached_rollout.py."""
+deterministic models. The cached rollout and KV cache are tested in test_cached_rollout.py, what every
+rollout and draft kind guarantees in test_spec_properties.py."""
 import csv
 import math
 import re
 
 import pytest
 import torch
-from torch import nn
 from torch.distributions import Normal
 
-from models.output import Forecast
-from speculative import SpecConfig, SpeculativeDecoder, TargetOnlyDecoder
+from helpers import C, L, N_VALUES, P, CallSpy, PatchMap, contexts, decode, target_only
+from speculative import SpecConfig, SpeculativeDecoder
 from speculative.acceptance import lossless_acceptance_prob, sample_residual
 from speculative.random_streams import sample_generators
-from speculative.debug_rows import DEBUG_COLUMNS, debug_rows
+from speculative.debug_rows import DEBUG_COLUMNS
 from speculative import speed_model
 from speculative.counters import SpecCounters
 from speculative.speed_model import Repeat, StepCosts, predicted_speedup, speed_report
 from utils.records import (parse_summary, write_debug_csv, write_speculative_breakdown,
                            write_speculative_summary, write_standard_breakdown,
                            write_standard_summary)
-
-P, C, L = 4, 2, 12  # patch length, variables, window: N = 3 tokens, n = 8 values per patch
-N_VALUES = P * C
-
-
-class PatchMap(nn.Module):
-    """Token n -> tanh(token_n @ W + window mean @ M) + offset, as [B, N·P, C].
-
-    The window mean makes every prediction depend on the whole window, so a window cut at the
-    wrong place changes the output. With `logvar` it is stochastic like a stochastic draft,
-    logvar = logvar + 0.2·tanh(token_n @ V) (varies per value). Called like every forecaster."""
-    patch_len = output_len = P
-    patches_per_call = 1
-
-    def __init__(self, seed, offset=0.0, logvar=None):
-        super().__init__()
-        gen = torch.Generator().manual_seed(seed)
-        self.weight = torch.randn(N_VALUES, N_VALUES, generator=gen) * 1.5 / math.sqrt(N_VALUES)
-        self.mix = torch.randn(C, N_VALUES, generator=gen) * 0.5
-        self.var_weight = torch.randn(N_VALUES, N_VALUES, generator=gen) / math.sqrt(N_VALUES)
-        self.offset, self.logvar = offset, logvar
-
-    def forward(self, x, cache=None):
-        batch, length, _ = x.shape
-        tokens = x.reshape(batch, length // P, N_VALUES)
-        mean = torch.tanh(tokens @ self.weight + (x.mean(1) @ self.mix)[:, None]) + self.offset
-        if self.logvar is None:
-            return Forecast(mean.reshape(batch, length, C))
-        logvar = self.logvar + 0.2 * torch.tanh(tokens @ self.var_weight)
-        return Forecast(mean.reshape(batch, length, C), logvar.reshape(batch, length, C))
-
-
-class CallSpy(nn.Module):
-    """Counts forward calls and the windows they processed."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.calls, self.windows = model, 0, 0
-        self.patch_len, self.output_len = model.patch_len, model.output_len
-        self.patches_per_call = model.patches_per_call
-        self.one_call_forecaster = getattr(model, 'one_call_forecaster', False)
-
-    def forward(self, x, cache=None):
-        self.calls += 1
-        self.windows += x.shape[0]
-        return self.model(x)
-
-
-def contexts(batch, seed=0):
-    return torch.randn(batch, L, C, generator=torch.Generator().manual_seed(seed))
-
-
-def decode(target, draft, x, horizon, sample_ids=None, rows=None, costs=None, **config):
-    """Speculative decoding after an untimed warm-up on x (which measures the step costs unless
-    `costs` is given), with the counts of the warm-up dropped; `rows` receives the debug rows.
-    Returns (output, counters, tracer)."""
-    config = SpecConfig(**{"patch_len": P, "seed": 1, **config})
-    sample_ids = list(range(len(x))) if sample_ids is None else sample_ids
-    decoder = SpeculativeDecoder(target, draft, config)
-    decoder.costs = costs
-    decoder.generate(x, horizon, sample_ids)
-    decoder.reset_counts(trace=True)
-    for spy in (target, draft):
-        if isinstance(spy, CallSpy):
-            spy.calls = spy.windows = 0
-    decoder.round_records = None if rows is None else []
-    out = decoder.generate(x, horizon, sample_ids)
-    if rows is not None:
-        rows += [row for record in decoder.round_records for row in debug_rows(record, config)]
-    return out, decoder.counters, decoder.tracer
-
-
-def target_only(model, x, horizon, sigma=None, sample_ids=None, seed=2021):
-    sample_ids = list(range(len(x))) if sample_ids is None else sample_ids
-    return TargetOnlyDecoder(model, sample_sigma=sigma, seed=seed).generate(x, horizon, sample_ids)
 
 
 def next_patch(model, window):
@@ -120,21 +45,6 @@ def test_sliding_rollout_samples_are_per_sample_reproducible():
     for i in range(4):
         alone = target_only(target, x[i:i + 1], 12, 0.5, [5 + i], seed=3)
         torch.testing.assert_close(alone[0], sampled[i])
-
-
-def test_tiny_sigma_reproduces_target_only_rollout():
-    target, draft, x = PatchMap(0), PatchMap(1), contexts(5)
-    out, counters, _ = decode(target, draft, x, 22, k=3, sigma=1e-6)
-    torch.testing.assert_close(out, target_only(target, x, 22), rtol=0, atol=1e-6)
-    assert counters.accepted == 0 and counters.attempted == counters.target_calls - 5  # last rounds: k_eff=0
-
-
-def test_draft_identical_to_target_is_always_accepted():
-    target, x, k, horizon = PatchMap(0), contexts(5), 3, 22
-    out, counters, _ = decode(target, PatchMap(0), x, horizon, k=k, sigma=0.7)
-    torch.testing.assert_close(out, target_only(target, x, horizon), rtol=0, atol=1e-6)
-    assert counters.accepted == counters.attempted > 0
-    assert counters.target_calls == 5 * math.ceil(math.ceil(horizon / P) / (k + 1))
 
 
 @pytest.mark.parametrize("k", [1, 3])
@@ -182,69 +92,6 @@ def test_confident_wrong_stochastic_draft_gets_low_acceptance():
     stderr = math.sqrt(max(expected * (1 - expected), 1e-3) / counters.attempted)
     assert expected < 0.5
     assert abs(counters.accepted / counters.attempted - expected) < 4 * stderr + 0.01
-
-
-def same_distribution_failures(a, b, z_max=4.5):
-    """Two-sample checks of draws a, b [N, H, C]: per-value mean and variance z-scores (variance
-    SE from the fourth moment), the z-score of the per-draw average, and per-value KS distances
-    (Bonferroni, level ~1e-3). Returns the failed checks."""
-    a, b = a.flatten(1).double(), b.flatten(1).double()
-    n_a, n_b, n_coords = len(a), len(b), a.shape[1]
-
-    def z_mean(u, v):
-        return (u.mean(0) - v.mean(0)) / (u.var(0) / len(u) + v.var(0) / len(v)).sqrt()
-
-    def var_se2(u):
-        centred = u - u.mean(0)
-        return ((centred**4).mean(0) - u.var(0) ** 2) / len(u)
-
-    failures = []
-    if z_mean(a, b).abs().max() > z_max:
-        failures.append("per-value mean")
-    if ((a.var(0) - b.var(0)) / (var_se2(a) + var_se2(b)).sqrt()).abs().max() > z_max:
-        failures.append("per-value variance")
-    if z_mean(a.mean(1, keepdim=True), b.mean(1, keepdim=True)).abs().max() > z_max:
-        failures.append("average over values")
-    pooled = torch.cat([a, b]).sort(0).values
-    cdf_a = torch.searchsorted(a.sort(0).values.T.contiguous(), pooled.T.contiguous(),
-                               right=True) / n_a
-    cdf_b = torch.searchsorted(b.sort(0).values.T.contiguous(), pooled.T.contiguous(),
-                               right=True) / n_b
-    ks_critical = math.sqrt(-0.5 * math.log(1e-3 / n_coords / 2)) * math.sqrt(
-        (n_a + n_b) / (n_a * n_b))
-    if (cdf_a - cdf_b).abs().max() > ks_critical:
-        failures.append("KS")
-    return failures
-
-
-@pytest.mark.parametrize("draft", [PatchMap(0, offset=0.3), PatchMap(0, offset=0.2, logvar=math.log(0.2))],
-                         ids=["offset_point_draft", "stochastic_draft"])
-def test_lossless_b1_is_distributed_as_target_sampling(draft):
-    sigma, n_draws, horizon = 0.5, 3000, 3 * P
-    x = contexts(1).expand(n_draws, L, C)
-    stochastic = draft.logvar is not None
-    speculative, counters, _ = decode(PatchMap(0), draft, x, horizon, k=2, sigma=sigma,
-                                      accept_mode="lossless", draft_stochastic=stochastic)
-    assert 0.1 < counters.acceptance_pct / 100 < 0.9  # both accept and residual paths are used
-    sampled = target_only(PatchMap(0), x, horizon, sigma, range(n_draws, 2 * n_draws), seed=2)
-    assert same_distribution_failures(speculative, sampled) == []
-
-    # The check has the power to see a sampler whose mean is off by 5% of σ.
-    shifted_draws = target_only(PatchMap(0, offset=0.05 * sigma), x, horizon, sigma, range(n_draws), seed=3)
-    assert "average over values" in same_distribution_failures(shifted_draws, sampled)
-
-
-@pytest.mark.parametrize("mode, stochastic", [("tolerance", False), ("lossless", False),
-                                              ("lossless", True), ("tolerance", True)])
-def test_batch_equals_samples_one_at_a_time(mode, stochastic):
-    draft = PatchMap(0, offset=0.3, logvar=math.log(0.3) if stochastic else None)
-    x, ids, horizon = contexts(6), [40, 41, 42, 43, 44, 45], 30
-    settings = dict(k=3, sigma=0.8, accept_mode=mode, draft_stochastic=stochastic)
-    batch, counters, _ = decode(PatchMap(0), draft, x, horizon, ids, **settings)
-    assert 0 < counters.accepted < counters.attempted  # random decisions actually happen
-    for i in range(len(x)):
-        alone, _, _ = decode(PatchMap(0), draft, x[i:i + 1], horizon, ids[i:i + 1], **settings)
-        torch.testing.assert_close(alone[0], batch[i], rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("mode, stochastic", [("tolerance", False), ("lossless", False),

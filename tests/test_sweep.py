@@ -10,13 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-from conftest import REPO_ROOT, cli_args, make_args
-from models import model_from_flags
-from utils.checkpoint import save_checkpoint
-
-ETT_ROOT = REPO_ROOT.parent / 'shared' / 'datasets' / 'ETT-small'
+from conftest import ETT_ROOT, REPO_ROOT, cli_args, save_tiny
 
 
 def load_script(path):
@@ -55,9 +50,8 @@ TINY = dict(d_model=32, n_heads=2, d_ff=32, e_layers=1, seq_len=L, input_token_l
 def tiny_sweep(tmp_path):
     """`run()` runs a two-point sweep (K 1 and 2; `run(*grid)`: that grid) of a tiny target with a tiny
     stochastic draft, both freshly initialised, and returns (exit status, stdout); `out` is its folder."""
-    torch.manual_seed(0)
-    save_checkpoint(model_from_flags('timer_xl', make_args(**TINY)), str(tmp_path / 'checkpoints/tgt/checkpoint.pth'))
-    save_checkpoint(model_from_flags('timer_xl_draft', make_args(**TINY, draft_stochastic=True)), str(tmp_path / 'draft.pth'))
+    save_tiny(tmp_path / 'checkpoints/tgt/checkpoint.pth', **TINY)
+    save_tiny(tmp_path / 'draft.pth', 'timer_xl_draft', **TINY, draft_stochastic=True)
     flags = cli_args(dict(task_name='forecast', is_training=0, model_id='t', model='timer_xl',
                           data='MultivariateDatasetBenchmark', root_path=ETT_ROOT, data_path='ETTh1.csv',
                           checkpoints=tmp_path / 'checkpoints', test_dir='tgt', num_workers=0, batch_size=4,
@@ -78,7 +72,8 @@ def tiny_sweep(tmp_path):
     return run, out
 
 
-@pytest.mark.skipif(not (ETT_ROOT / 'ETTh1.csv').is_file(), reason=f'ETTh1.csv not found under {ETT_ROOT}')
+@pytest.mark.data
+@pytest.mark.slow
 def test_two_point_sweep_runs_skips_and_redoes_only_what_is_missing(tiny_sweep):
     run, out = tiny_sweep
     status, output = run()
@@ -115,7 +110,8 @@ def test_two_point_sweep_runs_skips_and_redoes_only_what_is_missing(tiny_sweep):
     assert (points[1] / 'result_inference_summary.txt').read_text() == record
 
 
-@pytest.mark.skipif(not (ETT_ROOT / 'ETTh1.csv').is_file(), reason=f'ETTh1.csv not found under {ETT_ROOT}')
+@pytest.mark.data
+@pytest.mark.slow
 def test_a_second_sweep_into_a_folder_in_use_is_refused(tiny_sweep, capsys):
     run, out = tiny_sweep
     out.mkdir()
@@ -133,7 +129,8 @@ def test_a_second_sweep_into_a_folder_in_use_is_refused(tiny_sweep, capsys):
     assert os.listdir(out) == ['sweep.lock']
 
 
-@pytest.mark.skipif(not (ETT_ROOT / 'ETTh1.csv').is_file(), reason=f'ETTh1.csv not found under {ETT_ROOT}')
+@pytest.mark.data
+@pytest.mark.slow
 def test_ctrl_c_stops_a_sweep_with_one_line_and_leaves_it_resumable(tiny_sweep):
     run, out = tiny_sweep
     child = subprocess.Popen(run.command('--spec_k', '1'), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -153,7 +150,8 @@ def test_ctrl_c_stops_a_sweep_with_one_line_and_leaves_it_resumable(tiny_sweep):
     assert not (out / 'spec_k-1' / 'done').exists()  # not done: the same command runs it again
 
 
-@pytest.mark.skipif(not (ETT_ROOT / 'ETTh1.csv').is_file(), reason=f'ETTh1.csv not found under {ETT_ROOT}')
+@pytest.mark.data
+@pytest.mark.slow
 def test_a_bad_point_stops_the_sweep_before_any_point_runs(tiny_sweep):
     """K 0 is the second point: the first, valid, point must not run either, and no folder is made."""
     run, out = tiny_sweep
@@ -167,6 +165,7 @@ def test_a_bad_point_stops_the_sweep_before_any_point_runs(tiny_sweep):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_sweep_usage_errors_are_one_line_and_exit_2(tmp_path):
     (tmp_path / 'a_file').write_text('')
     for argv in ([], [str(tmp_path / 'out')], [str(tmp_path / 'out'), '1', '--', '--model', 'timer_xl'],

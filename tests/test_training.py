@@ -7,6 +7,7 @@ small synthetic CSV (general 70/10/20 split) so that whole training runs take we
 import math
 import os
 import re
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,9 @@ import torch
 import torch.serialization
 
 import run
-from conftest import cli_args, make_args
+from conftest import ETT_ROOT, cli_args, make_args, tiny_model
 from data_provider.data_factory import get_loader
 from exp.exp_forecast import FORECAST_RESULT_FILE, RESUME_FILE, ExpForecast
-from models import model_from_flags
 from utils.checkpoint import CheckpointMismatch, load_checkpoint, save_checkpoint
 from utils.failures import RunFailure
 from utils.metrics import StreamingMetrics
@@ -26,10 +26,6 @@ from utils.records import forecast_record
 from cli.parser import parse_flags
 from cli.paths import make_setting
 from utils.tools import EarlyStopping, learning_rate_at
-
-DATASETS = Path(__file__).resolve().parents[1].parent / 'shared' / 'datasets'
-ETT_ROOT = DATASETS / 'ETT-small'
-needs_ett = pytest.mark.skipif(not (ETT_ROOT / 'ETTh1.csv').is_file(), reason=f'ETTh1.csv not found under {ETT_ROOT}')
 
 # One whole record of result_long_term_forecast.txt: setting, two spaces, newline, metrics line, blank line.
 RECORD = r'(?P<setting>[^\n]+)  \nmse:(?P<mse>[^,\n]+), mae:(?P<mae>[^\n]+)\n\n'
@@ -46,24 +42,9 @@ def argv(**flags):
     return cli_args({**BASE, **flags})
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_torch_thread():
-    """Tiny models on a shared, busy CPU: intra-op threads only add contention (5-10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def toy_flags(toy_workdir, **flags):
     paths = {'root_path': str(toy_workdir), 'data_path': 'toy.csv', 'checkpoints': str(toy_workdir / 'checkpoints')}
     return {**TINY, **paths, **flags}
-
-
-def tiny_model(seed=0, **overrides):
-    torch.manual_seed(seed)
-    args = make_args(**{**TINY, **overrides})
-    return model_from_flags(args.model, args)
 
 
 def states_equal(a, b):
@@ -76,10 +57,10 @@ def snapshot(model):
 
 # ---- 1. end to end on ETTh1 --------------------------------------------------------------------------
 
-@needs_ett
-def test_end_to_end_etth1_train_test_reload_and_visualize(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    flags = dict(TINY, root_path=str(ETT_ROOT), data_path='ETTh1.csv', checkpoints=str(tmp_path / 'checkpoints'),
+@pytest.mark.data
+@pytest.mark.slow
+def test_end_to_end_etth1_train_test_reload_and_visualize(workdir, capsys):
+    flags = dict(TINY, root_path=str(ETT_ROOT), data_path='ETTh1.csv', checkpoints=str(workdir / 'checkpoints'),
                  seq_len=192, input_token_len=96, output_token_len=96, test_seq_len=192, test_pred_len=96,
                  batch_size=256, train_epochs=1, subset_rand_ratio=0.02)
     train_argv = argv(**flags)
@@ -89,11 +70,11 @@ def test_end_to_end_etth1_train_test_reload_and_visualize(tmp_path, monkeypatch,
 
     run.main(train_argv)
     assert f'>>>>>>>start training : {setting}>>>>>>>>>>>>>>>>>>>>>>>>>>' in capsys.readouterr().out
-    checkpoint = tmp_path / 'checkpoints' / setting / 'checkpoint.pth'
+    checkpoint = workdir / 'checkpoints' / setting / 'checkpoint.pth'
     saved = torch.load(checkpoint, map_location='cpu', weights_only=True)
     assert not any(k.startswith('module.') for k in saved)
-    assert (tmp_path / 'test_results' / setting).is_dir()
-    first = (tmp_path / FORECAST_RESULT_FILE).read_bytes().decode('utf-8')  # no newline translation
+    assert (workdir / 'test_results' / setting).is_dir()
+    first = (workdir / FORECAST_RESULT_FILE).read_bytes().decode('utf-8')  # no newline translation
     match = re.fullmatch(RECORD, first)
     assert match, repr(first)
     assert match['setting'] == setting
@@ -103,14 +84,14 @@ def test_end_to_end_etth1_train_test_reload_and_visualize(tmp_path, monkeypatch,
 
     # Test only, from the saved checkpoint, with plots: a second record with identical metrics.
     run.main(argv(**flags, is_training=0, test_dir=setting, visualize=True))
-    both = (tmp_path / FORECAST_RESULT_FILE).read_bytes().decode('utf-8')  # no newline translation
+    both = (workdir / FORECAST_RESULT_FILE).read_bytes().decode('utf-8')  # no newline translation
     assert both.startswith(first)
     assert both[len(first):] == first  # same setting name (the --test_dir value) and byte-identical metrics
 
     # --visualize: one PNG for every even test batch index, under test_results/<setting>/<H>/.
     n_test = 2880 - 96 + 1  # ETTh test windows (data.md section 7)
     n_batches = math.ceil(n_test / 256)
-    plots = tmp_path / 'test_results' / setting / '96'
+    plots = workdir / 'test_results' / setting / '96'
     assert sorted(p.name for p in plots.iterdir()) == sorted(f'{i}.png' for i in range(0, n_batches, 2))
     assert all(p.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' for p in plots.iterdir())
 
@@ -333,7 +314,7 @@ def test_train_loop_stops_early_saves_on_ties_and_reloads_the_best(toy_workdir, 
     lambda s: {'state_dict': {f'module.{k}': v for k, v in s.items()}},
 ], ids=['plain', 'module-prefix', 'state_dict-wrapper', 'model-wrapper', 'wrapper-and-prefix'])
 def test_load_unwraps_and_strips_module_prefix(tmp_path, capsys, wrap):
-    source, target = tiny_model(seed=1), tiny_model(seed=2)
+    source, target = tiny_model(seed=1, **TINY), tiny_model(seed=2, **TINY)
     assert not states_equal(source.state_dict(), target.state_dict())
     path = tmp_path / 'ckpt.pth'
     torch.save(wrap(source.state_dict()), path)
@@ -344,7 +325,7 @@ def test_load_unwraps_and_strips_module_prefix(tmp_path, capsys, wrap):
 
 
 def test_load_mismatch_lists_missing_unexpected_and_shape_keys_with_counts(tmp_path):
-    model = tiny_model()
+    model = tiny_model(**TINY)
     state = model.state_dict()
     del state['head.bias'], state['embedding.bias']
     state['extra.weight'] = torch.zeros(3)
@@ -365,12 +346,12 @@ def test_load_mismatch_lists_missing_unexpected_and_shape_keys_with_counts(tmp_p
 def test_load_missing_file_names_the_path(tmp_path):
     path = tmp_path / 'nowhere' / 'checkpoint.pth'
     with pytest.raises(FileNotFoundError, match=re.escape(str(path))):
-        load_checkpoint(tiny_model(), str(path))
+        load_checkpoint(tiny_model(**TINY), str(path))
 
 
 def test_gpu_saved_checkpoint_loads_on_cpu(tmp_path, monkeypatch):
     """The file records its tensors' device: write one that says cuda:0 and check it still loads on CPU."""
-    source, target = tiny_model(seed=1), tiny_model(seed=2)
+    source, target = tiny_model(seed=1, **TINY), tiny_model(seed=2, **TINY)
     path = tmp_path / 'gpu.pth'
     with monkeypatch.context() as m:
         m.setattr(torch.serialization, 'location_tag', lambda storage: 'cuda:0')
@@ -383,13 +364,13 @@ def test_gpu_saved_checkpoint_loads_on_cpu(tmp_path, monkeypatch):
     assert all(v.device.type == 'cpu' for v in target.state_dict().values())
 
 
-DRAFT = dict(model='timer_xl_draft', d_model=64, n_heads=8, d_ff=64)  # draft dims 16/2/16/1
+DRAFT = dict(d_model=64, n_heads=8, d_ff=64)  # timer_xl_draft sizes: draft dims 16/2/16/1
 MAPPED_LINE = 'mapped head.* -> head_mean.*; head_logvar.* left at init (bias -2.0)'
 
 
 def test_head_is_mapped_to_head_mean_for_a_stochastic_draft(tmp_path, capsys):
-    deterministic = tiny_model(seed=1, **DRAFT)
-    stochastic = tiny_model(seed=2, **DRAFT, draft_stochastic=True)
+    deterministic = tiny_model('timer_xl_draft', 1, **{**TINY, **DRAFT})
+    stochastic = tiny_model('timer_xl_draft', 2, **{**TINY, **DRAFT}, draft_stochastic=True)
     init_logvar = {k: v.clone() for k, v in stochastic.state_dict().items() if k.startswith('head_logvar.')}
     path = tmp_path / 'draft.pth'
     save_checkpoint(deterministic, str(path))
@@ -408,10 +389,10 @@ def test_head_is_mapped_to_head_mean_for_a_stochastic_draft(tmp_path, capsys):
 
 def test_adaptation_into_a_stochastic_draft_maps_the_head(toy_workdir, capsys):
     path = toy_workdir / 'draft.pth'
-    deterministic = tiny_model(seed=1, **DRAFT)
+    deterministic = tiny_model('timer_xl_draft', 1, **{**TINY, **DRAFT})
     save_checkpoint(deterministic, str(path))
-    args = run.parse_args(argv(**toy_flags(toy_workdir, **DRAFT, draft_stochastic=True, adaptation=True,
-                                           pretrain_model_path=str(path))))
+    args = run.parse_args(argv(**toy_flags(toy_workdir, model='timer_xl_draft', **DRAFT, draft_stochastic=True,
+                                           adaptation=True, pretrain_model_path=str(path))))
     exp = ExpForecast(args)
     assert capsys.readouterr().out.splitlines().count(MAPPED_LINE) == 1
     assert torch.equal(exp.bare_model.head_mean.weight, deterministic.head.weight)
@@ -421,15 +402,16 @@ def test_adaptation_into_a_stochastic_draft_maps_the_head(toy_workdir, capsys):
                                                     (False, 'checkpoint is not stochastic')])
 def test_load_stochastic_mismatch_gives_a_hint(tmp_path, saved_stochastic, hint):
     path = tmp_path / 'draft.pth'
-    save_checkpoint(tiny_model(**DRAFT, draft_stochastic=saved_stochastic), str(path))
+    draft = partial(tiny_model, 'timer_xl_draft', **{**TINY, **DRAFT})
+    save_checkpoint(draft(draft_stochastic=saved_stochastic), str(path))
     with pytest.raises(CheckpointMismatch, match=re.escape(hint)):
-        load_checkpoint(tiny_model(**DRAFT, draft_stochastic=not saved_stochastic), str(path))
+        load_checkpoint(draft(draft_stochastic=not saved_stochastic), str(path))
 
 
 def test_save_is_atomic_and_overwrites(tmp_path, monkeypatch):
     folder = tmp_path / 'setting'
     path = folder / 'checkpoint.pth'
-    first, second = tiny_model(seed=1), tiny_model(seed=2)
+    first, second = tiny_model(seed=1, **TINY), tiny_model(seed=2, **TINY)
     save_checkpoint(first, str(path))
     save_checkpoint(second, str(path))
     assert os.listdir(folder) == ['checkpoint.pth']
@@ -449,13 +431,13 @@ def test_save_is_atomic_and_overwrites(tmp_path, monkeypatch):
 
 
 def test_frozen_parameters_are_not_saved_and_may_be_missing(tmp_path):
-    model = tiny_model()
+    model = tiny_model(**TINY)
     model.embedding.requires_grad_(False)
     path = tmp_path / 'c.pth'
     save_checkpoint(model, str(path))
     saved = torch.load(path, weights_only=True)
     assert 'embedding.weight' not in saved and 'embedding.bias' not in saved and 'head.weight' in saved
-    other = tiny_model(seed=1)
+    other = tiny_model(seed=1, **TINY)
     other.embedding.requires_grad_(False)
     own_embedding = other.embedding.weight.detach().clone()
     load_checkpoint(other, str(path))  # the frozen keys are the only ones allowed to be missing

@@ -13,17 +13,11 @@ import pytest
 import torch
 
 import run
-from bad_inputs import TOY, cases_of, prepare, tiny
+from bad_inputs import TOY, cases_of, prepare, tiny, toy_argv
 from conftest import REPO_ROOT, cli_args, write_csv
 from utils.checkpoint import save_checkpoint, write_manifest
 from cli.parser import parse_flags
 from cli.paths import make_setting
-
-
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def tree(folder):
@@ -85,10 +79,6 @@ def test_checkpoint_folder_of_another_experiment(case, workdir, capsys, monkeypa
 
 # ---- what is accepted ------------------------------------------------------------------------------------
 
-def toy_argv(workdir, **flags):
-    return cli_args({**TOY, 'root_path': str(workdir), 'checkpoints': str(workdir / 'checkpoints'), **flags})
-
-
 def trained_folder(workdir, argv, **earlier_flags):
     """The checkpoint folder of `argv` with a checkpoint and the manifest of a run with `earlier_flags`."""
     args = parse_flags(argv)
@@ -133,6 +123,7 @@ def test_the_data_file_is_part_of_the_checkpoint_folder():
     assert names['sub/ETTh1.csv'] == names['ETTh1.csv']  # same stem: told apart by the manifest's --data_path
 
 
+@pytest.mark.slow
 def test_paths_module_prints_the_checkpoint_a_command_line_trains_inside_its_checkpoints_folder(workdir):
     argv = toy_argv(workdir) + ['--checkpoints', str(workdir / 'elsewhere')]
     done = subprocess.run([sys.executable, '-m', 'cli.paths', *argv], cwd=REPO_ROOT, capture_output=True,
@@ -161,10 +152,11 @@ save_checkpoint(torch.nn.Linear(2, 2), sys.argv[2])
 '''
 
 
+@pytest.mark.slow
 def test_a_save_killed_by_sigkill_keeps_the_old_checkpoint_and_the_next_save_cleans_up(tmp_path):
     folder = tmp_path / 'setting'
     path = folder / 'checkpoint.pth'
-    old, new = tiny(), tiny(init_seed=3)
+    old, new = tiny(), tiny(seed=3)
     save_checkpoint(old, str(path))
     write_manifest(str(folder), parse_flags(cli_args(TOY)))
     child = subprocess.Popen([sys.executable, '-c', STALLED_SAVE, str(REPO_ROOT), str(path)], stdout=subprocess.PIPE,
@@ -200,6 +192,7 @@ def test_a_file_system_without_room_for_the_checkpoint_is_refused(workdir, monke
     assert err.startswith('error: --checkpoints') and '0.0 MiB free' in err and 'timer_xl checkpoint needs' in err
 
 
+@pytest.mark.slow
 def test_a_checkpoint_folder_another_live_run_trains_into_is_refused_and_a_stale_lock_taken_over(
         workdir, monkeypatch, capsys):
     write_csv(workdir / 'toy.csv')
