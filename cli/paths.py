@@ -3,10 +3,12 @@
 (scripts/lib.sh: python -m cli.paths <run.py flags>) take both from here."""
 import os
 
+from cli.checks.values import check_values
 from cli.parser import parse_flags
 from data_provider.data_factory import reads_a_folder
 from data_provider.splits import file_stem
 from models import config_of, model_class
+from utils.failures import UsageError, exit_on_usage_error
 
 CHECKPOINT_FILE = "checkpoint.pth"
 
@@ -41,5 +43,18 @@ def checkpoint_path(args, ii=0):
     return os.path.join(checkpoint_folder(args, ii), CHECKPOINT_FILE)
 
 
-if __name__ == "__main__":  # python -m cli.paths <run.py flags>: the checkpoint those flags train
-    print(checkpoint_path(parse_flags()))
+def main():
+    """python -m cli.paths <run.py flags>: the checkpoint those flags train; flags no model can be built from are
+    one line on stderr and exit status 2."""
+    args = parse_flags()
+    with exit_on_usage_error():
+        check_values(args)
+        try:
+            path = checkpoint_path(args)
+        except ValueError as error:  # sizes the family's configuration refuses
+            raise UsageError(f"--model {args.model}: {error}") from None
+    print(path)
+
+
+if __name__ == "__main__":
+    main()

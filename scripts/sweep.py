@@ -11,7 +11,7 @@ so one SWEEP_ARGS can serve sweeps with different axes.
 
 OUT/<point>/point.json (its flags, written for every point at the start) tells the analysis what
 the grid is; OUT/<point>/done (its command, written atomically after run.py succeeded) marks it
-finished. A point is skipped when its done file holds the same command; one never run, interrupted or
+finished. A point is skipped when its done file holds the same command (the same flag values, in any order); one never run, interrupted or
 failed is emptied and runs again. A point finished with another command (other fixed flags, EXTRA_ARGS)
 stops the sweep before anything runs, its results kept: sweep into another OUT. A failed point is
 reported and the sweep goes on; the exit status is 1 if any point failed. Before anything runs, every
@@ -33,25 +33,32 @@ from pathlib import Path
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from cli.checks.outputs import check_output_folder  # noqa: E402
+from cli.parser import parse_flags  # noqa: E402
+from cli.validate import validate  # noqa: E402
 from utils.atomic import atomic_write_text  # noqa: E402
 from utils.failures import UsageError, exit_cleanly, exit_on_usage_error  # noqa: E402
-from cli.parser import parse_flags  # noqa: E402
 from utils.lock import folder_lock  # noqa: E402
-from cli.checks.outputs import check_output_folder  # noqa: E402
-from cli.validate import validate  # noqa: E402
 
 RUN_PY = Path(__file__).resolve().parents[1] / "run.py"
 POINT_FILE, DONE_FILE, LOG_FILE, LOCK_FILE = "point.json", "done", "run.log", "sweep.lock"
 
 
+def flag_words(argv):
+    """{flag: (the words after it up to the next flag)} of a run.py command line; the last occurrence wins."""
+    words, flag = {}, None
+    for token in argv:
+        if token.startswith("--"):
+            flag = token
+            words[flag] = ()
+        elif flag is not None:
+            words[flag] += (token,)
+    return words
+
+
 def flag_values(argv):
     """{flag: value} of a run.py command line (the last value wins; a bare switch is True)."""
-    values = {}
-    for i, token in enumerate(argv):
-        if token.startswith("--"):
-            following = argv[i + 1] if i + 1 < len(argv) else "--"
-            values[token] = True if following.startswith("--") else following
-    return values
+    return {flag: words[0] if words else True for flag, words in flag_words(argv).items()}
 
 
 def parse_grid(tokens):
@@ -90,9 +97,17 @@ def point_command(fixed, point, extra):
     return [sys.executable, "-u", str(RUN_PY), *fixed, *[t for pair in point for t in pair], *extra]
 
 
+def same_command(recorded, command):
+    """The same program with the same flag values, in whatever order the flags were written."""
+    return recorded[:3] == command[:3] and flag_words(recorded[3:]) == flag_words(command[3:])
+
+
 def is_done(folder, command):
     done = folder / DONE_FILE
-    return done.is_file() and done.read_text(encoding="utf-8") == shlex.join(command)
+    try:
+        return done.is_file() and same_command(shlex.split(done.read_text(encoding="utf-8")), command)
+    except ValueError:  # not a command line
+        return False
 
 
 def write_point(folder, axes, command):

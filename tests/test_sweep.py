@@ -41,6 +41,17 @@ def test_grid_points_names_and_fixed_axes():
             sweep.parse_grid(bad)
 
 
+def test_a_finished_point_is_the_same_command_whatever_the_order_of_its_flags():
+    program = ['python', '-u', 'run.py']
+    command = program + ['--spec_k', '2', '--use_norm', '--spec_calib_sigmas', '0.1', '0.5']
+    assert sweep.same_command(program + ['--use_norm', '--spec_calib_sigmas', '0.1', '0.5', '--spec_k', '2'], command)
+    assert sweep.same_command(command + ['--spec_k', '2'], command)  # a repeated flag: its last value counts
+    assert not sweep.same_command(program + ['--spec_k', '2', '--use_norm', '--spec_calib_sigmas', '0.1', '0.7'],
+                                  command)
+    assert not sweep.same_command(command[:-1], command)
+    assert not sweep.same_command(['python3'] + command[1:], command)
+
+
 P, L, H = 96, 192, 192
 TINY = dict(d_model=32, n_heads=2, d_ff=32, e_layers=1, seq_len=L, input_token_len=P, output_token_len=P,
             test_seq_len=L, test_pred_len=H)

@@ -17,6 +17,7 @@ from bad_inputs import TOY, cases_of, prepare, tiny, toy_argv
 from conftest import REPO_ROOT, cli_args, write_csv
 from utils.checkpoint import save_checkpoint, write_manifest
 from cli.parser import parse_flags
+from cli import paths
 from cli.paths import make_setting
 
 
@@ -130,6 +131,16 @@ def test_paths_module_prints_the_checkpoint_a_command_line_trains_inside_its_che
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout == str(workdir / 'elsewhere' / make_setting(parse_flags(argv), 0) / 'checkpoint.pth') + '\n'
+
+
+@pytest.mark.parametrize('sizes, named', [(['--d_model', '30', '--n_heads', '4'], '--d_model 30'),
+                                          (['--model', 'ttm', '--hidden_dim', '15', '--AP_levels', '1'], '--hidden_dim 15')])
+def test_paths_module_refuses_sizes_no_model_has_in_one_line(workdir, sizes, named, capsys, monkeypatch):
+    monkeypatch.setattr(sys, 'argv', ['cli.paths', *toy_argv(workdir), *sizes])
+    with pytest.raises(SystemExit) as stopped:
+        paths.main()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stopped.value.code == 2 and len(err) == 1 and named in err[0], err
 
 
 # ---- atomic saves ----------------------------------------------------------------------------------------
