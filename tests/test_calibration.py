@@ -1,17 +1,12 @@
-"""Speculation under an MSE budget (speculative/calibration.py): the bootstrap bound, the choice of σ and K,
-and --spec_mse_budget through run.main (the record, the saved calibration and its reuse)."""
-import json
-
+"""Speculation under an MSE budget (speculative/calibration.py): the bootstrap bound, the choice of σ and K
+(--spec_mse_budget through run.main: tests/test_exp_speculative.py)."""
 import pytest
 import torch
 
-import run
 from conftest import tiny_model
 from speculative import RolloutOptions, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder
 from speculative import calibration as calibration_module
 from speculative.calibration import ADAPTIVE, calibrate, mse_increase_with_upper_bound
-from test_exp_speculative import ckpts, spec_argv  # noqa: F401 (a fixture)
-from utils.records import SUMMARY_FILE
 
 P = 4
 
@@ -65,31 +60,6 @@ def test_the_fastest_setting_within_the_budget_is_chosen(monkeypatch, budget):
         assert result.chosen.mse_increase_upper_pct <= budget
     assert (result.chosen is None) == (budget < 7)  # the smallest increase of an accepting setting is about 8%
 
-
-@pytest.mark.data
-def test_a_budget_run_records_its_calibration_and_reuses_it(ckpts, workdir, capsys):  # noqa: F811
-    flags = dict(spec_mse_budget=5, spec_calib_windows=8, spec_calib_sigmas=[0.3, 3.0], spec_k=2)
-    run.main(spec_argv(ckpts, **flags))
-    first = capsys.readouterr().out
-    assert 'calibration:' in first and 'saved to' in first
-    saved = list(ckpts.glob('calibration-*.json'))
-    assert len(saved) == 1
-    stored = json.loads(saved[0].read_text())
-    assert stored['windows'] == 8 and len(stored['settings']) == 2 * 3
-    record = (workdir / SUMMARY_FILE).read_text().split('\n\n')[0]
-    budget_line = next(line for line in record.splitlines() if line.startswith('spec_mse_budget:5'))
-    fields = dict(part.split(':') for part in budget_line.split(', '))
-    baseline = float(next(line for line in record.splitlines() if 'baseline_mse' in line).split('baseline_mse:')[1])
-    mse = float(record.splitlines()[2].split(',')[0].split(':')[1])
-    assert float(fields['test_mse_increase_pct']) == pytest.approx(100 * (mse / baseline - 1), abs=2e-3)
-    chosen = stored['chosen']
-    assert (fields['chosen_k'] == '0') == (chosen is None)
-    if chosen is not None:
-        assert float(fields['chosen_sigma']) == chosen['sigma'] and chosen['mse_increase_upper_pct'] <= 5
-    run.main(spec_argv(ckpts, **flags))
-    assert 'calibration read from' in capsys.readouterr().out and len(list(ckpts.glob('calibration-*.json'))) == 1
-    run.main(spec_argv(ckpts, **{**flags, 'spec_mse_budget': 1}))  # another budget: another calibration
-    assert len(list(ckpts.glob('calibration-*.json'))) == 2
 
 
 @torch.no_grad()

@@ -20,7 +20,7 @@ from data_provider.data_factory import get_loader
 from exp.exp_distill import ExpDistill
 from utils.losses import gaussian_nll
 from cli.paths import make_setting
-from test_cached_rollout import frozen_stats_forward, token_stats
+from helpers import frozen_stats_forward, token_stats
 
 MAPPED_LINE = 'mapped head.* -> head_mean.*; head_logvar.* left at init (bias -2.0)'
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)

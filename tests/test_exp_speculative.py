@@ -7,6 +7,7 @@ training adds nothing to the wiring checked here. Data: the offline ETTh1 file, 
 L = 192 (two tokens), H = 288 (three patches), a few test batches of 4 windows.
 """
 import csv
+import json
 import math
 import re
 
@@ -353,3 +354,28 @@ def test_a_k_beyond_the_horizons_patches_is_clipped_with_a_note(ckpts, workdir, 
     args = run.parse_args(spec_argv(ckpts, spec_k=1000))
     assert args.spec_k == H // P
     assert f'note: --spec_k 1000 is more than the {H // P} patch(es) of the horizon' in capsys.readouterr().out
+
+
+def test_a_budget_run_records_its_calibration_and_reuses_it(ckpts, workdir, capsys):
+    flags = dict(spec_mse_budget=5, spec_calib_windows=8, spec_calib_sigmas=[0.3, 3.0], spec_k=2)
+    run.main(spec_argv(ckpts, **flags))
+    first = capsys.readouterr().out
+    assert 'calibration:' in first and 'saved to' in first
+    saved = list(ckpts.glob('calibration-*.json'))
+    assert len(saved) == 1
+    stored = json.loads(saved[0].read_text())
+    assert stored['windows'] == 8 and len(stored['settings']) == 2 * 3
+    record = (workdir / SUMMARY_FILE).read_text().split('\n\n')[0]
+    budget_line = next(line for line in record.splitlines() if line.startswith('spec_mse_budget:5'))
+    fields = dict(part.split(':') for part in budget_line.split(', '))
+    baseline = float(next(line for line in record.splitlines() if 'baseline_mse' in line).split('baseline_mse:')[1])
+    mse = float(record.splitlines()[2].split(',')[0].split(':')[1])
+    assert float(fields['test_mse_increase_pct']) == pytest.approx(100 * (mse / baseline - 1), abs=2e-3)
+    chosen = stored['chosen']
+    assert (fields['chosen_k'] == '0') == (chosen is None)
+    if chosen is not None:
+        assert float(fields['chosen_sigma']) == chosen['sigma'] and chosen['mse_increase_upper_pct'] <= 5
+    run.main(spec_argv(ckpts, **flags))
+    assert 'calibration read from' in capsys.readouterr().out and len(list(ckpts.glob('calibration-*.json'))) == 1
+    run.main(spec_argv(ckpts, **{**flags, 'spec_mse_budget': 1}))  # another budget: another calibration
+    assert len(list(ckpts.glob('calibration-*.json'))) == 2
