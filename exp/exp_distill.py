@@ -4,9 +4,9 @@ import torch
 from torch import nn
 
 from exp.exp_forecast import ExpForecast
+from layers.instance_norm import rollout_stats
 from models import build_model, teacher_config
 from models.output import is_one_call
-from layers.instance_norm import rollout_stats
 from speculative import RolloutOptions, TargetOnlyDecoder
 from utils.checkpoint import load_checkpoint
 from utils.losses import gaussian_nll

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from cli.paths import CHECKPOINT_FILE, make_setting
 from data_provider.data_factory import get_dataset, get_loader
 from models import model_from_flags, n_parameters
 from speculative import RolloutOptions, TargetOnlyDecoder
@@ -17,7 +18,6 @@ from utils.distributed import all_reduce_sum, barrier, init_distributed, shutdow
 from utils.failures import RunFailure
 from utils.losses import gaussian_nll
 from utils.metrics import StreamingMetrics
-from cli.paths import CHECKPOINT_FILE, make_setting
 from utils.records import (BREAKDOWN_FILE, FORECAST_RESULT_FILE, SUMMARY_FILE, append_record, forecast_record,
                            write_standard_breakdown, write_standard_summary)
 from utils.timing import ComponentTimer, clock, timed

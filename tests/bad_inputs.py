@@ -19,10 +19,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from conftest import cli_args, tiny_model, write_csv
-from utils.checkpoint import save_checkpoint, write_manifest
 from cli.parser import parse_flags
 from cli.paths import make_setting
+from conftest import cli_args, tiny_model, write_csv
+from utils.checkpoint import save_checkpoint, write_manifest
 
 # Tiny model and windows on the 400-row toy.csv (general 70/10/20 split: the test split holds 80 + L rows).
 TOY = dict(task_name='forecast', is_training=1, model_id='t', model='timer_xl', data='MultivariateDatasetBenchmark',

@@ -15,12 +15,12 @@ import torch
 from torch import nn
 
 import run
+from cli.paths import make_setting
 from conftest import ETT_ROOT, cli_args, save_tiny
 from data_provider.data_factory import get_loader
 from exp.exp_distill import ExpDistill
-from utils.losses import gaussian_nll
-from cli.paths import make_setting
 from helpers import frozen_stats_forward, token_stats
+from utils.losses import gaussian_nll
 
 MAPPED_LINE = 'mapped head.* -> head_mean.*; head_logvar.* left at init (bias -2.0)'
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)

@@ -20,9 +20,9 @@ from exp import exp_speculative
 from exp.exp_forecast import FORECAST_RESULT_FILE, ExpForecast
 from exp.exp_speculative import ExpSpeculative
 from models import model_from_flags
-from utils.checkpoint import load_checkpoint
 from speculative import RolloutOptions, TargetOnlyDecoder
 from speculative.random_streams import sample_generators
+from utils.checkpoint import load_checkpoint
 from utils.records import BREAKDOWN_FILE, SUMMARY_FILE, parse_summary
 
 pytestmark = pytest.mark.data

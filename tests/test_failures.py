@@ -11,11 +11,11 @@ import torch
 
 import run
 from bad_inputs import tiny, toy_argv
+from cli.parser import parse_flags
+from cli.paths import make_setting
 from conftest import REPO_ROOT
 from exp.exp_forecast import RESUME_FILE, ExpForecast
 from utils.checkpoint import save_checkpoint
-from cli.parser import parse_flags
-from cli.paths import make_setting
 
 BATCHES_PER_EPOCH = 7  # toy.csv's train split: 280 rows hold 209 windows of 48 + 24, in batches of 32
 

@@ -10,6 +10,9 @@ import pytest
 import torch
 
 import run
+from cli.parser import parse_flags
+from cli.paths import make_setting
+from cli.validate import validate
 from conftest import ETT_ROOT, cli_args, make_args, save_tiny, tiny_model
 from data_provider.data_factory import get_loader
 from exp.exp_distill import ExpDistill
@@ -21,12 +24,9 @@ from speculative import TargetOnlyDecoder
 from speculative.engine import check_one_call
 from speculative.speed_model import StepCosts
 from utils.checkpoint import save_checkpoint
-from utils.timing import ComponentTimer
-from cli.paths import make_setting
-from cli.parser import parse_flags
-from cli.validate import validate
 from utils.failures import UsageError
 from utils.records import SUMMARY_FILE, parse_summary
+from utils.timing import ComponentTimer
 
 
 # ---- TTM ---------------------------------------------------------------------------------------------

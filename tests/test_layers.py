@@ -2,7 +2,6 @@
 cli, exp, and run.py and the scripts on top; no two modules import each other (directly or round a circle),
 and no project module is imported inside a function, where a circle could hide."""
 import ast
-from pathlib import Path
 
 import pytest
 

@@ -11,11 +11,11 @@ from torch.distributions import Normal
 
 from helpers import C, L, N_VALUES, P, CallSpy, PatchMap, contexts, decode, target_only
 from speculative import SpecConfig, SpeculativeDecoder
-from speculative.acceptance import lossless_acceptance_prob, sample_residual
-from speculative.random_streams import sample_generators
-from speculative.debug_rows import DEBUG_COLUMNS
 from speculative import speed_model
+from speculative.acceptance import lossless_acceptance_prob, sample_residual
 from speculative.counters import SpecCounters
+from speculative.debug_rows import DEBUG_COLUMNS
+from speculative.random_streams import sample_generators
 from speculative.speed_model import Repeat, StepCosts, predicted_speedup, speed_report
 from utils.records import (parse_summary, write_debug_csv, write_speculative_breakdown,
                            write_speculative_summary, write_standard_breakdown,

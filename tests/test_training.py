@@ -16,6 +16,8 @@ import torch
 import torch.serialization
 
 import run
+from cli.parser import parse_flags
+from cli.paths import make_setting
 from conftest import ETT_ROOT, cli_args, make_args, tiny_model
 from data_provider.data_factory import get_loader
 from exp.exp_forecast import FORECAST_RESULT_FILE, RESUME_FILE, ExpForecast
@@ -23,8 +25,6 @@ from utils.checkpoint import CheckpointMismatch, load_checkpoint, save_checkpoin
 from utils.failures import RunFailure
 from utils.metrics import StreamingMetrics
 from utils.records import forecast_record
-from cli.parser import parse_flags
-from cli.paths import make_setting
 from utils.tools import EarlyStopping, learning_rate_at
 
 # One whole record of result_long_term_forecast.txt: setting, two spaces, newline, metrics line, blank line.

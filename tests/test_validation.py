@@ -14,11 +14,11 @@ import torch
 
 import run
 from bad_inputs import TOY, cases_of, prepare, tiny, toy_argv
+from cli import paths
+from cli.parser import parse_flags
+from cli.paths import make_setting
 from conftest import REPO_ROOT, cli_args, write_csv
 from utils.checkpoint import save_checkpoint, write_manifest
-from cli.parser import parse_flags
-from cli import paths
-from cli.paths import make_setting
 
 
 def tree(folder):

@@ -23,16 +23,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from cli.checks.outputs import check_output_folder  # noqa: E402
+from cli.checks.scripts import check_not_given, validate_script  # noqa: E402
+from cli.checks.values import check_numbers  # noqa: E402
+from cli.parser import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
 from data_provider.data_factory import spread_loader  # noqa: E402
 from models import model_from_flags  # noqa: E402
 from speculative import RolloutOptions, TargetOnlyDecoder  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
-from utils.records import write_table  # noqa: E402
 from utils.failures import exit_cleanly, exit_on_usage_error  # noqa: E402
-from cli.parser import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
-from cli.checks.outputs import check_output_folder  # noqa: E402
-from cli.checks.scripts import check_not_given, validate_script  # noqa: E402
-from cli.checks.values import check_numbers  # noqa: E402
+from utils.records import write_table  # noqa: E402
 
 COLUMNS = ["rollout", "patch", "mse", "mse_vs_sliding", "relative_to_sliding_pct"]
 

@@ -19,15 +19,15 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from cli.checks.scripts import check_not_given, validate_script  # noqa: E402
+from cli.checks.values import check_numbers  # noqa: E402
+from cli.parser import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
 from data_provider.data_factory import get_dataset, get_loader  # noqa: E402
 from models import model_from_flags  # noqa: E402
 from models.output import is_one_call  # noqa: E402
 from speculative import TargetOnlyDecoder  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
 from utils.failures import exit_cleanly, exit_on_usage_error  # noqa: E402
-from cli.parser import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
-from cli.checks.scripts import check_not_given, validate_script  # noqa: E402
-from cli.checks.values import check_numbers  # noqa: E402
 
 Z_95 = 1.959964
 

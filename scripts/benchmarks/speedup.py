@@ -45,21 +45,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from cli.checks.outputs import check_output_folder  # noqa: E402
+from cli.checks.scripts import check_device, check_not_given, validate_script  # noqa: E402
+from cli.checks.values import check_numbers  # noqa: E402
+from cli.parser import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
 from data_provider.data_factory import get_dataset, get_loader  # noqa: E402
 from models import model_from_flags, n_parameters  # noqa: E402
-from utils.failures import UsageError, exit_cleanly, exit_on_usage_error  # noqa: E402
-from cli.parser import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
 from speculative import ROLLOUTS, RolloutOptions, SpecConfig, SpeculativeDecoder, TargetOnlyDecoder  # noqa: E402
 from speculative.cached import CACHE_STATS  # noqa: E402
 from speculative.calibration import Calibration, calibration_batches, choose, measure_settings  # noqa: E402
 from speculative.engine import WARM_UP_REPEATS  # noqa: E402
 from speculative.speed_model import reported_k, speed_report  # noqa: E402
 from utils.checkpoint import load_checkpoint  # noqa: E402
+from utils.failures import UsageError, exit_cleanly, exit_on_usage_error  # noqa: E402
 from utils.records import write_table  # noqa: E402
 from utils.timing import timed  # noqa: E402
-from cli.checks.outputs import check_output_folder  # noqa: E402
-from cli.checks.scripts import check_device, check_not_given, validate_script  # noqa: E402
-from cli.checks.values import check_numbers  # noqa: E402
 
 COLUMNS = ["batch_size", "horizon", "candidate", "rollout", "sigma", "k", "per_batch_s", "speedup_vs_sliding",
            "speedup_vs_cached", "speedup_same_rollout", "acceptance_pct", "patches_per_target_call",

@@ -23,12 +23,12 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from cli.checks.scripts import check_device, check_not_given, validate_script  # noqa: E402
+from cli.checks.values import check_numbers  # noqa: E402
+from cli.parser import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
 from models import model_from_flags, n_parameters  # noqa: E402
 from speculative import ROLLOUTS, RolloutOptions, SpecConfig, SpeculativeDecoder  # noqa: E402
 from utils.failures import exit_cleanly, exit_on_usage_error  # noqa: E402
-from cli.parser import RUN_PY_FLAGS, OneLineErrorParser, parse_script_flags  # noqa: E402
-from cli.checks.scripts import check_device, check_not_given, validate_script  # noqa: E402
-from cli.checks.values import check_numbers  # noqa: E402
 
 HORIZON = 720
 
