@@ -40,7 +40,13 @@ def checkpoint_folders(args):
 
 
 def checkpoint_path(args, ii=0):
+    """The checkpoint training run ii of these flags writes."""
     return os.path.join(checkpoint_folder(args, ii), CHECKPOINT_FILE)
+
+
+def tested_checkpoint(args):
+    """The checkpoint a test-only run (--is_training 0) reads: --test_dir/--test_file_name inside --checkpoints."""
+    return os.path.join(args.checkpoints, args.test_dir, args.test_file_name)
 
 
 def main():

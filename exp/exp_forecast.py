@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from cli.paths import CHECKPOINT_FILE, make_setting
+from cli.paths import checkpoint_path, make_setting, tested_checkpoint
 from data_provider.data_factory import get_dataset, get_loader
 from models import model_from_flags, n_parameters
 from speculative import RolloutOptions, TargetOnlyDecoder
@@ -83,12 +83,12 @@ class ExpForecast:
                 setting = make_setting(args, ii)
                 if self.dist.is_main:
                     print(f">>>>>>>start training : {setting}>>>>>>>>>>>>>>>>>>>>>>>>>>")
-                self.train(setting)
+                self.train(checkpoint_path(args, ii))
                 self.test(setting)
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
         else:
-            load_checkpoint(self.bare_model, os.path.join(args.checkpoints, args.test_dir, args.test_file_name))
+            load_checkpoint(self.bare_model, tested_checkpoint(args))
             self.test(args.test_dir)
         shutdown()
 
@@ -165,10 +165,11 @@ class ExpForecast:
         params = [p for p in self.model.parameters() if p.requires_grad]
         return torch.optim.Adam(params, lr=self.args.learning_rate, weight_decay=self.args.weight_decay)
 
-    def train(self, setting):
+    def train(self, checkpoint):
+        """Train into the checkpoint file `checkpoint` (its folder also holds the manifest and the resume state)."""
         args, rank, world = self.args, self.dist.rank, self.dist.world_size
-        checkpoint = self.checkpoint = os.path.join(args.checkpoints, setting, CHECKPOINT_FILE)
-        resume_file = os.path.join(args.checkpoints, setting, RESUME_FILE)
+        self.checkpoint = checkpoint
+        resume_file = os.path.join(os.path.dirname(checkpoint), RESUME_FILE)
         loaders = {flag: get_loader(args, self.datasets[flag], flag, rank, world) for flag in ("train", "val", "test")}
         optimizer = self._optimizer()
         stopper = EarlyStopping(args.patience, save=lambda: self._save(checkpoint), verbose=self.dist.is_main)

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 
+from cli.paths import tested_checkpoint
 from exp.exp_forecast import ExpForecast
 from models import model_from_flags
 from speculative import RolloutOptions, SpecConfig, SpeculativeDecoder
@@ -84,8 +85,7 @@ class ExpSpeculative(ExpForecast):
     def _calibration_key(self):
         """A hash of everything the calibration depends on: the checkpoints (path, size, time) and the flags."""
         args = self.args
-        target = os.path.join(args.checkpoints, args.test_dir, args.test_file_name) if not args.is_training else \
-            self.checkpoint
+        target = self.checkpoint if args.is_training else tested_checkpoint(args)
         files = [(os.path.abspath(p), os.path.getsize(p), os.path.getmtime(p)) for p in (target, args.spec_draft_ckpt)]
         flags = {name: getattr(args, name) for name in (
             "data", "root_path", "data_path", "test_seq_len", "test_pred_len", "batch_size", "rollout",

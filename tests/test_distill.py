@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import run
-from cli.paths import make_setting
+from cli.paths import checkpoint_path
 from conftest import ETT_ROOT, cli_args, save_tiny
 from data_provider.data_factory import get_loader
 from exp.exp_distill import ExpDistill
@@ -133,8 +133,8 @@ def test_distillation_fits_the_teacher_and_keeps_it_frozen(workdir, teacher_path
     make_optimizer = exp._optimizer
     exp._optimizer = lambda: optimizers.append(make_optimizer()) or optimizers[-1]
     teacher.train()  # whatever switched it to train mode, training must put it back into eval mode
-    setting = make_setting(exp.args, 0)
-    exp.train(setting)
+    checkpoint = checkpoint_path(exp.args)
+    exp.train(checkpoint)
     teacher_calls = list(calls)
 
     # The student learned the teacher: closer mean, calibrated 95% interval on held-out windows.
@@ -153,7 +153,7 @@ def test_distillation_fits_the_teacher_and_keeps_it_frozen(workdir, teacher_path
     assert not optimised & {id(p) for p in teacher.parameters()}
     assert all(torch.equal(teacher.state_dict()[k], v) for k, v in teacher_file.items())
     # The student's checkpoint holds exactly the student's tensors.
-    saved = torch.load(workdir / 'checkpoints' / setting / 'checkpoint.pth', map_location='cpu', weights_only=True)
+    saved = torch.load(checkpoint, map_location='cpu', weights_only=True)
     assert saved.keys() == exp.bare_model.state_dict().keys()
     assert {'head_mean.weight', 'head_logvar.weight'} <= saved.keys() and 'head.weight' not in saved
     assert saved['embedding.weight'].shape == (16, 96)  # the draft's, not the teacher's (64, 96)

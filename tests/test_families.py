@@ -11,7 +11,7 @@ import torch
 
 import run
 from cli.parser import parse_flags
-from cli.paths import make_setting
+from cli.paths import checkpoint_path, make_setting
 from cli.validate import validate
 from conftest import ETT_ROOT, cli_args, make_args, save_tiny, tiny_model
 from data_provider.data_factory import get_loader
@@ -263,7 +263,7 @@ def test_ttm_distils_the_targets_rollout(checkpoints, workdir):
             return (exp.bare_model.eval()(x).mean - rollout).square().mean().item()
 
     before = gap()
-    exp.train(make_setting(args, 0))
+    exp.train(checkpoint_path(args))
     assert gap() < before
 
 

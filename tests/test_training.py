@@ -17,7 +17,7 @@ import torch.serialization
 
 import run
 from cli.parser import parse_flags
-from cli.paths import make_setting
+from cli.paths import checkpoint_path, make_setting
 from conftest import ETT_ROOT, cli_args, make_args, tiny_model
 from data_provider.data_factory import get_loader
 from exp.exp_forecast import FORECAST_RESULT_FILE, RESUME_FILE, ExpForecast
@@ -105,7 +105,7 @@ def test_training_lowers_validation_loss_and_returns_best_model(toy_workdir, cap
     val_loader = get_loader(args, exp.datasets['val'], 'val')
     before = exp.vali(val_loader)
 
-    exp.train(make_setting(args, 0))
+    exp.train(checkpoint_path(args))
     after = exp.vali(val_loader)
 
     assert after < 0.5 * before, (before, after)
@@ -133,10 +133,10 @@ def test_a_training_stopped_after_an_epoch_resumes_there_to_the_same_weights(toy
                 return original(self, loader, optimizer, epoch)
             monkeypatch.setattr(ExpForecast, '_train_epoch', stopping)
             with pytest.raises(KeyboardInterrupt):
-                exp.train(make_setting(args, 0))
+                exp.train(checkpoint_path(args))
             monkeypatch.setattr(ExpForecast, '_train_epoch', original)
             return os.path.join(args.checkpoints, make_setting(args, 0))
-        exp.train(make_setting(args, 0))
+        exp.train(checkpoint_path(args))
         return snapshot(exp.bare_model), os.path.join(args.checkpoints, make_setting(args, 0))
 
     uninterrupted, _ = trained('whole')
@@ -240,7 +240,7 @@ def test_train_runs_each_epoch_at_the_scheduled_rate(toy_workdir, monkeypatch, c
         return train_epoch(loader, optimizer, epoch)
 
     monkeypatch.setattr(exp, '_train_epoch', recording_train_epoch)
-    exp.train(make_setting(args, 0))
+    exp.train(checkpoint_path(args))
     assert used == pytest.approx([learning_rate_at(args, e) for e in range(epochs)], rel=1e-12)
     updates = [float(v) for v in re.findall(r'Updating learning rate to (\S+)', capsys.readouterr().out)]
     assert updates == pytest.approx([learning_rate_at(args, e) for e in range(1, epochs + 1)], rel=1e-12)
@@ -293,7 +293,7 @@ def test_train_loop_stops_early_saves_on_ties_and_reloads_the_best(toy_workdir, 
     monkeypatch.setattr(exp, '_save', recording_save)
     monkeypatch.setattr(exp, 'vali', lambda loader, is_test=False, aligned_test=False:
                         0.0 if aligned_test else next(scripted))
-    model = exp.train(make_setting(args, 0))
+    model = exp.train(checkpoint_path(args))
 
     assert epochs == [0, 1, 2, 3]
     assert len(saved) == 2 and not states_equal(saved[0], saved[1])  # the tie overwrote the first save

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 from cli.checks.sizes import built_shapes, shapes_only_model
 from cli.flags import COMPUTATION_FLAGS, MAY_BE_STOCHASTIC
+from cli.paths import tested_checkpoint
 from models import as_teacher, config_of, families, family_trait
 from utils.checkpoint import (MANIFEST_FILE, CheckpointMismatch, map_head_to_mean, mismatch_report, read_manifest,
                               read_state_dict)
@@ -41,8 +42,7 @@ def draft_sizes(args):
 
 def checkpoint_sources(args):
     if not args.is_training:
-        yield model_source("--test_dir/--test_file_name", os.path.join(args.checkpoints, args.test_dir,
-                                                                      args.test_file_name), args)
+        yield model_source("--test_dir/--test_file_name", tested_checkpoint(args), args)
     if args.adaptation:
         yield replace(model_source("--pretrain_model_path", args.pretrain_model_path, args),
                       map_head=MAY_BE_STOCHASTIC.holds(args) and args.draft_stochastic)
