@@ -5,7 +5,7 @@ checkpoint weights, manifests, accuracy and acceptance records, the debug CSV, t
 
     python tests/e2e_workflow.py > tests/golden/e2e_outputs.json
 
-records the fingerprint of the code as it is; tests/test_outputs_unchanged.py checks a refactor keeps it."""
+records the fingerprint of the code as it is; tests/test_outputs_unchanged.py checks that a change of the code keeps it."""
 import contextlib
 import csv
 import io
