@@ -12,7 +12,8 @@ from utils.checkpoint import load_checkpoint
 from utils.losses import gaussian_nll
 
 def build_teacher(args, device):
-    teacher = load_checkpoint(build_model(args.distill_target_model, teacher_config(args)), args.distill_target_ckpt)
+    key = args.distill_target_model
+    teacher = load_checkpoint(build_model(key, teacher_config(key, args)), args.distill_target_ckpt)
     teacher.requires_grad_(False)
     return teacher.to(device).eval()
 

@@ -45,9 +45,9 @@ def model_from_flags(name, flags):
     return build_model(name, config_of(name, flags))
 
 
-def teacher_config(flags):
-    """The configuration of the distillation teacher --distill_target_model, read from the student's flags."""
-    return as_teacher(config_of(flags.distill_target_model, flags), flags)
+def teacher_config(name, flags):
+    """The configuration of family `name` as the distillation teacher of these (the student's) flags."""
+    return as_teacher(config_of(name, flags), flags)
 
 
 def as_teacher(config, flags):

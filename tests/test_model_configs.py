@@ -46,7 +46,7 @@ def test_a_draft_config_is_its_targets_with_the_scaled_sizes(target, draft, stoc
 def test_a_teacher_config_has_the_distill_target_sizes_and_is_never_stochastic(student):
     flags = flags_of(student, draft_stochastic=True, distill=True, distill_target_d_model=64,
                      distill_target_n_heads=4, distill_target_d_ff=96, distill_target_e_layers=3)
-    teacher = teacher_config(flags)
+    teacher = teacher_config(flags.distill_target_model, flags)
     assert type(teacher) is TimerXLConfig and teacher.dims == Dims(64, 4, 96, 3) and not teacher.stochastic
     target = config_of('timer_xl', flags)
     one_patch = {'output_len': flags.input_token_len} if student == 'ttm' else {}  # a TTM student learns K*P points

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from cli.checks.sizes import built_shapes, shapes_only_model
 from cli.flags import COMPUTATION_FLAGS, MAY_BE_STOCHASTIC
 from cli.paths import tested_checkpoint
-from models import as_teacher, config_of, families, family_trait
+from models import config_of, families, family_trait, teacher_config
 from utils.checkpoint import (MANIFEST_FILE, CheckpointMismatch, map_head_to_mean, mismatch_report, read_manifest,
                               read_state_dict)
 from utils.failures import UsageError
@@ -23,11 +23,6 @@ class CheckpointSource:
     described_by: str  # the flags that size that model
     map_head: bool = False  # --adaptation into a stochastic draft may map head.* to head_mean.*
     configure: object = config_of  # (family key, flags) -> the configuration that family is built with here
-
-
-def teacher_of(key, flags):
-    """The configuration of family key as the distillation teacher of these flags."""
-    return as_teacher(config_of(key, flags), flags)
 
 
 def sizes(args, prefix=""):
@@ -49,7 +44,7 @@ def checkpoint_sources(args):
     if args.distill:
         yield CheckpointSource("--distill_target_ckpt", args.distill_target_ckpt, args.distill_target_model, args,
                                f"--distill_target_model {args.distill_target_model} {sizes(args, 'distill_target_')}",
-                               configure=teacher_of)
+                               configure=teacher_config)
     if args.use_speculative:
         yield draft_source("--spec_draft_ckpt", args.spec_draft_ckpt, args)
 
