@@ -1,5 +1,4 @@
 """Distillation: train the draft (student) on a frozen target's (teacher's) predictions (training.md section 9)."""
-
 import torch
 from torch import nn
 
@@ -10,6 +9,7 @@ from models.output import is_one_call
 from speculative import RolloutOptions, TargetOnlyDecoder
 from utils.checkpoint import load_checkpoint
 from utils.losses import gaussian_nll
+
 
 def build_teacher(args, device):
     key = args.distill_target_model
