@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from data_provider.data_factory import DATA_DICT
 from models import families, family_trait
+from speculative.acceptance import RULES
+from speculative.cached import CACHE_STATS
+from speculative.rollout_options import ROLLOUTS
 from utils.tools import LRADJ_GAMMA
 
 
@@ -183,9 +186,8 @@ FLAGS = (
     Flag("spec_sigma", float, 0.7, range=ABOVE_ZERO,
          needs=Combination(lambda args: args.use_speculative or args.target_sample,
                            "--use_speculative or --target_sample"), changes_training=False),
-    Flag("spec_accept_bias", float, 1.0, range=Range(lambda v: v >= 1, ">= 1"), needs=SPECULATIVE,
-         changes_training=False),
-    Flag("spec_accept_mode", str, "tolerance", "tolerance or lossless", choices=("tolerance", "lossless"),
+    Flag("spec_accept_bias", float, 1.0, range=AT_LEAST_ONE, needs=SPECULATIVE, changes_training=False),
+    Flag("spec_accept_mode", str, "tolerance", "tolerance or lossless", choices=tuple(RULES),
          needs=SPECULATIVE, changes_training=False),
     Flag("spec_residual_max_tries", int, 100, range=AT_LEAST_ONE, needs=SPECULATIVE, changes_training=False),
     switch("spec_adaptive", "adapt K between rounds from the running acceptance", needs=SPECULATIVE,
@@ -197,7 +199,7 @@ FLAGS = (
          range=AT_LEAST_ONE, needs=MSE_BUDGET, changes_training=False),
     Flag("spec_calib_sigmas", float, [0.1, 0.2, 0.3, 0.5, 0.7, 1.0], "with --spec_mse_budget: the sigmas tried",
          nargs="+", range=ABOVE_ZERO, needs=MSE_BUDGET, changes_training=False),
-    Flag("rollout", str, "sliding", "sliding or cached (KV caches, speculative.md 2.1)", choices=("sliding", "cached"),
+    Flag("rollout", str, "sliding", "sliding or cached (KV caches, speculative.md 2.1)", choices=ROLLOUTS,
          changes_training=False),
     Flag("cache_max_tokens", int, 0,
          "with --rollout cached: new tokens attend to at most this many time steps (0: all)",
@@ -205,7 +207,7 @@ FLAGS = (
     Flag("cache_stats", str, "trailing",
          "with --rollout cached: normalise each new step with the statistics of the L points ending with it "
          "(trailing) or with the context window's (frozen)",
-         choices=("trailing", "frozen"), needs=CACHED_ROLLOUT, changes_training=False),
+         choices=CACHE_STATS, needs=CACHED_ROLLOUT, changes_training=False),
     switch("target_sample", "target-only baseline emits mu_p + sigma*eps", needs=TEST_ONLY, changes_training=False),
     switch("spec_compare_baseline", needs=SPECULATIVE, changes_training=False),
     switch("spec_debug_accept", needs=SPECULATIVE, changes_training=False),
