@@ -187,7 +187,7 @@ def _csv_value(value):
 def write_table(path, columns, rows):
     """Write rows (dicts; a missing column is left empty) as a CSV table with a header, atomically."""
     def write(temporary):
-        with open(temporary, "w", newline="") as f:
+        with open(temporary, "w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, columns, restval="")
             writer.writeheader()
             writer.writerows(rows)

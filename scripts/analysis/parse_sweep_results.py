@@ -25,7 +25,6 @@ Plots average the points that differ only in what a panel does not show. --mse_b
 horizon and batch size, the fastest finished setting whose MSE is at most (1 + B/100) x the target's.
 """
 import argparse
-import csv
 import glob
 import json
 import math
@@ -41,7 +40,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from cli.parser import OneLineErrorParser  # noqa: E402
-from utils.records import SUMMARY_FILE, parse_summary  # noqa: E402
+from utils.records import SUMMARY_FILE, parse_summary, write_table  # noqa: E402
 
 POINT_FILE, DONE_FILE = "point.json", "done"
 # run.py flags of a point that name a setting, as record keys (the record's own key wins when it has one)
@@ -54,6 +53,7 @@ COLUMNS = ["point", "status", "mode", "test_pred_len", "batch_size", "rollout", 
            "patches_per_target_call", "residual_fallbacks", "mse", "mae", "target_mse", "mse_increase_pct",
            "mse_vs_target", "total_gen_time_s", "per_batch_s", "baseline_per_batch_s", "speedup",
            "measured_cost_ratio_c", "verify_cost_v", "predicted_speedup", "pareto"]
+UNLISTED = {"setting", "speculative"}  # row keys the CSV leaves out
 REQUIRED = ("mode", "mse", "mae", "per_batch_s")
 REQUIRED_SPECULATIVE = ("acceptance_pct", "patches_per_target_call", "spec_k")
 REQUIRED_COMPARED = ("speedup", "mse_vs_target", "predicted_speedup")  # with --spec_compare_baseline
@@ -228,11 +228,11 @@ def missing_report(rows):
 # ---------------------------------------------------------------- outputs
 
 def write_csv(rows, path):
-    extra = sorted({key for row in rows for key in row} - set(COLUMNS) - {"setting", "speculative"})
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS + extra, extrasaction="ignore", restval="")
-        writer.writeheader()
-        writer.writerows(rows)
+    """COLUMNS, then every other key of the records in name order; the setting string and the speculative mark
+    are left out."""
+    extra = sorted({key for row in rows for key in row} - set(COLUMNS) - UNLISTED)
+    write_table(path, COLUMNS + extra, [{key: value for key, value in row.items() if key not in UNLISTED}
+                                        for row in rows])
 
 
 def markdown_table(rows):
