@@ -21,7 +21,8 @@ def data_name(args):
 
 
 def make_setting(args, ii):
-    """Sizes as the family states them (its setting_sizes: the effective, scaled ones for a draft)."""
+    """The setting string of training run ii of these flags: its checkpoint folder's name and its records' first
+    line; the sizes in it as the family states them (its setting_sizes: the effective, scaled ones for a draft)."""
     sizes = model_class(args.model).setting_sizes(config_of(args.model, args))
     setting = (f"{args.model_id}_{args.model}_{args.data}_{data_name(args)}_sl{args.seq_len}_it{args.input_token_len}"
                f"_ot{args.output_token_len}_lr{args.learning_rate}_bt{args.batch_size}_wd{args.weight_decay}"

@@ -9,16 +9,16 @@ result files of that point collect there, its output in run.log. SWEEP_ARGS (env
 fixes grid axes: an axis it (or EXTRA_ARGS) names shrinks to that value; its other flags are ignored,
 so one SWEEP_ARGS can serve sweeps with different axes.
 
-OUT/<point>/point.json (its flags, written for every point at the start) tells the analysis what
-the grid is; OUT/<point>/done (its command, written atomically after run.py succeeded) marks it
-finished. A point is skipped when its done file holds the same command (the same flag values, in any order); one never run, interrupted or
-failed is emptied and runs again. A point finished with another command (other fixed flags, EXTRA_ARGS)
-stops the sweep before anything runs, its results kept: sweep into another OUT. A failed point is
-reported and the sweep goes on; the exit status is 1 if any point failed. Before anything runs, every
-point still to run passes run.py's start-up checks from its folder: a bad flag stops the sweep with
-run.py's one-line message and exit status 2. OUT/sweep.lock (the sweep's pid) keeps a second sweep out
-of OUT while one runs; Ctrl-C stops the sweep with one line and exit status 130, and the same command
-resumes it.
+OUT/<point>/point.json (its flags, written for every point at the start) tells the analysis what the
+grid is; OUT/<point>/done (its command, written atomically after run.py succeeded) marks it finished. A
+point is skipped when its done file holds the same command (the same flag values, in any order); one
+never run, interrupted or failed is emptied and runs again. A point finished with another command (other
+fixed flags, EXTRA_ARGS) stops the sweep before anything runs, its results kept: sweep into another OUT.
+A failed point is reported and the sweep goes on; the exit status is 1 if any point failed. Before
+anything runs, every point still to run passes run.py's start-up checks from its folder: a bad flag
+stops the sweep with run.py's one-line message and exit status 2. OUT/sweep.lock (the sweep's pid) keeps
+a second sweep out of OUT while one runs; Ctrl-C stops the sweep with one line and exit status 130, and
+the same command resumes it.
 """
 import contextlib
 import itertools
