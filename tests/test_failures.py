@@ -12,7 +12,7 @@ import torch
 import run
 from bad_inputs import tiny, toy_argv
 from cli.parser import parse_flags
-from cli.paths import make_setting
+from cli.paths import checkpoint_path
 from conftest import REPO_ROOT
 from exp.exp_forecast import RESUME_FILE, ExpForecast
 from utils.checkpoint import save_checkpoint
@@ -21,8 +21,7 @@ BATCHES_PER_EPOCH = 7  # toy.csv's train split: 280 rows hold 209 windows of 48 
 
 
 def checkpoint_of(argv):
-    args = parse_flags(argv)
-    return os.path.join(args.checkpoints, make_setting(args, 0), 'checkpoint.pth')
+    return checkpoint_path(parse_flags(argv))
 
 
 def last_line(err):

@@ -17,14 +17,14 @@ import torch.serialization
 
 import run
 from cli.parser import parse_flags
-from cli.paths import checkpoint_path, make_setting
+from cli.paths import checkpoint_folder, checkpoint_path, make_setting
 from conftest import ETT_ROOT, cli_args, make_args, tiny_model
 from data_provider.data_factory import get_loader
-from exp.exp_forecast import FORECAST_RESULT_FILE, RESUME_FILE, ExpForecast
+from exp.exp_forecast import RESUME_FILE, ExpForecast
 from utils.checkpoint import CheckpointMismatch, load_checkpoint, save_checkpoint
 from utils.failures import RunFailure
 from utils.metrics import StreamingMetrics
-from utils.records import forecast_record
+from utils.records import FORECAST_RESULT_FILE, forecast_record
 from utils.tools import EarlyStopping, learning_rate_at
 
 # One whole record of result_long_term_forecast.txt: setting, two spaces, newline, metrics line, blank line.
@@ -135,9 +135,9 @@ def test_a_training_stopped_after_an_epoch_resumes_there_to_the_same_weights(toy
             with pytest.raises(KeyboardInterrupt):
                 exp.train(checkpoint_path(args))
             monkeypatch.setattr(ExpForecast, '_train_epoch', original)
-            return os.path.join(args.checkpoints, make_setting(args, 0))
+            return checkpoint_folder(args)
         exp.train(checkpoint_path(args))
-        return snapshot(exp.bare_model), os.path.join(args.checkpoints, make_setting(args, 0))
+        return snapshot(exp.bare_model), checkpoint_folder(args)
 
     uninterrupted, _ = trained('whole')
     folder = trained('split', stop_in_epoch=2)
