@@ -17,13 +17,14 @@ import torch
 import run
 from conftest import ETT_ROOT, cli_args, make_args, save_tiny
 from exp import exp_speculative
-from exp.exp_forecast import FORECAST_RESULT_FILE, ExpForecast
+from exp.exp_forecast import ExpForecast
 from exp.exp_speculative import ExpSpeculative
+from helpers import target_only
 from models import model_from_flags
-from speculative import RolloutOptions, TargetOnlyDecoder
+from speculative import RolloutOptions
 from speculative.random_streams import sample_generators
 from utils.checkpoint import load_checkpoint
-from utils.records import BREAKDOWN_FILE, SUMMARY_FILE, parse_summary
+from utils.records import BREAKDOWN_FILE, FORECAST_RESULT_FILE, SUMMARY_FILE, parse_summary
 
 pytestmark = pytest.mark.data
 
@@ -104,10 +105,6 @@ def read_records(path):
 
 def forecast_records(path):
     return re.findall(r'(?P<setting>[^\n]+)  \nmse:(?P<mse>[^,\n]+), mae:(?P<mae>[^\n]+)\n\n', path.read_text())
-
-
-def target_only(model, x, rollout='sliding'):
-    return TargetOnlyDecoder(model, RolloutOptions(rollout)).generate(x, H, range(len(x)))
 
 
 def read_csv(path):
@@ -202,11 +199,11 @@ def test_huge_sigma_gives_the_draft_only_rollout_and_a_nonzero_mse_vs_target(ckp
     draft = load(ckpts, 'timer_xl_draft', ckpts / 'draft.pth')
     with torch.no_grad():
         # K = 3 >= S - 1: one round of S - 1 = 2 accepted draft patches, then the target's bonus
-        draft_only = target_only(draft, x)
+        draft_only = target_only(draft, x, H)
         torch.testing.assert_close(out[:, :H - P], draft_only[:, :H - P], rtol=0, atol=1e-5)
         bonus = target(torch.cat([x, draft_only[:, :H - P]], 1)[:, -L:]).mean[:, -P:]
         torch.testing.assert_close(out[:, H - P:], bonus, rtol=0, atol=1e-5)
-        target_out = target_only(target, x)
+        target_out = target_only(target, x, H)
     mse_vs_target = exp.squared_diff_to_target / exp.n_values
     assert mse_vs_target > 1e-3
     assert mse_vs_target == pytest.approx((out - target_out).double().square().mean().item(), rel=1e-4)
@@ -225,7 +222,8 @@ def test_tiny_sigma_gives_the_target_only_rollout(ckpts, workdir, monkeypatch, a
     assert exp.squared_diff_to_target / exp.n_values < 1e-10
     target = load(ckpts, 'timer_xl', ckpts / 'checkpoints/tgt/checkpoint.pth')
     with torch.no_grad():
-        torch.testing.assert_close(out, target_only(target, x, rollout), rtol=0, atol=1e-5)
+        expected = target_only(target, x, H, rollout=RolloutOptions(rollout))
+        torch.testing.assert_close(out, expected, rtol=0, atol=1e-5)
     [record] = read_records(workdir / SUMMARY_FILE)
     assert record[4].startswith('accepted:0, ') and f'spec_adaptive:{int(adaptive)}' in record[5]
     assert f'rollout:{rollout}' in record[5]
