@@ -10,8 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
+from cli.parser import parse_flags
 from conftest import REPO_ROOT, SEED_README
+from models import model_from_flags, n_parameters
 
 SCRIPTS = sorted(REPO_ROOT.glob('scripts/**/*.sh'))
 FLAG_FILES = sorted(REPO_ROOT.glob('scripts/flags/*.flags'))
@@ -315,14 +318,10 @@ def test_make_if_missing_fails_when_the_script_does_not_make_the_checkpoint(tmp_
     (('draft_pretrain_weather_8l_025x',), 'timer_xl_draft', 1_104_232),
 ])
 def test_8_layer_artifacts_build_the_published_sizes(files, model, expected):
-    import torch
-
-    from models import model_from_flags
-    from cli.parser import parse_flags
     args = parse_flags(read_flags(*(f'scripts/flags/{name}.flags' for name in files)))
     assert args.model == model
     with torch.device('meta'):
-        assert sum(p.numel() for p in model_from_flags(model, args).parameters()) == expected
+        assert n_parameters(model_from_flags(model, args)) == expected
 
 
 CONSUMERS = [str(p.relative_to(REPO_ROOT)) for p in SCRIPTS if p.name != 'lib.sh' and 'make_if_missing' in p.read_text()]
