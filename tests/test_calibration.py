@@ -61,7 +61,6 @@ def test_the_fastest_setting_within_the_budget_is_chosen(monkeypatch, budget):
     assert (result.chosen is None) == (budget < 7)  # the smallest increase of an accepting setting is about 8%
 
 
-
 @torch.no_grad()
 def test_k_0_decodes_target_only_steps_without_touching_the_draft():
     """The fallback when nothing is within the budget: K = 0 is the target alone, the draft never called."""

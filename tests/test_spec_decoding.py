@@ -176,7 +176,6 @@ def test_adaptive_falls_back_to_target_only_decoding(c, sigma):
     assert counters.draft_calls == draft.windows == 0 and counters.target_calls == 5 * 6
 
 
-
 def test_run_speedup_with_prefills_against_hand_computed_numbers():
     """c = 0.01 / 0.1 = 0.1, v(1) = 1.2, v(2) = 1.5, prefills p_S = 3.5, p_T = 3.0. Two forecasts of
     8 patches each in 2 plain steps and 4 verify calls with 2 proposals:
