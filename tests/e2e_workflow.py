@@ -5,7 +5,8 @@ checkpoint weights, manifests, accuracy and acceptance records, the debug CSV, t
 
     python tests/e2e_workflow.py > tests/golden/e2e_outputs.json
 
-records the fingerprint of the code as it is; tests/test_outputs_unchanged.py checks that a change of the code keeps it."""
+records the fingerprint of the code as it is; tests/test_outputs_unchanged.py checks that a change of the code
+keeps it."""
 import contextlib
 import csv
 import io
@@ -58,9 +59,8 @@ def steps(root):
 
 def checkpoint(flags):
     from cli.parser import parse_flags
-    from cli.paths import make_setting
-    args = parse_flags(cli_args(flags))
-    return os.path.join(args.checkpoints, make_setting(args, 0), 'checkpoint.pth')
+    from cli.paths import checkpoint_path
+    return checkpoint_path(parse_flags(cli_args(flags)))
 
 
 def weights(path):
