@@ -82,13 +82,13 @@ def check_rollout_distillation(args):
 
 
 def check_speculative(args):
-    if args.use_speculative and args.spec_mse_budget is not None:
+    if not args.use_speculative:
+        return
+    if args.spec_mse_budget is not None:
         for name in ("spec_sigma", "spec_adaptive"):
             if is_set(args, name):
                 raise UsageError(f"{as_given(args, name)} does nothing with --spec_mse_budget: the calibration chooses "
                                  f"sigma and K (--spec_calib_sigmas, K 1..--spec_k and adaptive)")
-    if not args.use_speculative:
-        return
     if not args.spec_draft_ckpt:
         raise UsageError("--use_speculative needs --spec_draft_ckpt (the draft's checkpoint)")
     if args.input_token_len != args.output_token_len:
