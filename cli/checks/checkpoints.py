@@ -25,14 +25,15 @@ class CheckpointSource:
     configure: object = config_of  # (family key, flags) -> the configuration that family is built with here
 
 
-def sizes(args, prefix=""):
+def size_flags(args, prefix=""):
+    """The flags, with their values, that size a model built from --{prefix}d_model ... --{prefix}e_layers."""
     dims = " ".join(f"--{prefix}{name} {getattr(args, prefix + name)}" for name in ("d_model", "n_heads", "d_ff",
                                                                                     "e_layers"))
     return f"{dims} --input_token_len {args.input_token_len} --output_token_len {args.output_token_len}"
 
 
-def draft_sizes(args):
-    return f"{sizes(args)} --draft_scale_* --draft_stochastic {args.draft_stochastic}"
+def draft_size_flags(args):
+    return f"{size_flags(args)} --draft_scale_* --draft_stochastic {args.draft_stochastic}"
 
 
 def checkpoint_sources(args):
@@ -42,8 +43,9 @@ def checkpoint_sources(args):
         yield replace(model_source("--pretrain_model_path", args.pretrain_model_path, args),
                       map_head=MAY_BE_STOCHASTIC.holds(args) and args.draft_stochastic)
     if args.distill:
-        yield CheckpointSource("--distill_target_ckpt", args.distill_target_ckpt, args.distill_target_model, args,
-                               f"--distill_target_model {args.distill_target_model} {sizes(args, 'distill_target_')}",
+        teacher = args.distill_target_model
+        yield CheckpointSource("--distill_target_ckpt", args.distill_target_ckpt, teacher, args,
+                               f"--distill_target_model {teacher} {size_flags(args, 'distill_target_')}",
                                configure=teacher_config)
     if args.use_speculative:
         yield draft_source("--spec_draft_ckpt", args.spec_draft_ckpt, args)
@@ -53,13 +55,13 @@ def model_source(flag, path, args):
     """The checkpoint of --model at path, named by flag."""
     scaled = family_trait(args.model, "scaled_by_draft_flags")
     return CheckpointSource(flag, path, args.model, args,
-                            f"--model {args.model} {draft_sizes(args) if scaled else sizes(args)}")
+                            f"--model {args.model} {draft_size_flags(args) if scaled else size_flags(args)}")
 
 
 def draft_source(flag, path, args):
     """The checkpoint of the speculative draft --spec_draft_model at path, named by flag."""
     return CheckpointSource(flag, path, args.spec_draft_model, args,
-                            f"--spec_draft_model {args.spec_draft_model} {draft_sizes(args)}")
+                            f"--spec_draft_model {args.spec_draft_model} {draft_size_flags(args)}")
 
 
 def check_checkpoint(source):
