@@ -127,7 +127,8 @@ def both(*setups):
 
 
 def trained_folder(manifest_change=None, manifest=True):
-    """The checkpoint folder of this command line, as an earlier run with `manifest_change` would have left it."""
+    """The checkpoint folder of this command line, as an earlier run with `manifest_change` would have left it
+    (setup returns the folder)."""
     def setup(workdir, argv):
         args = parse_flags(argv)
         folder = workdir / 'checkpoints' / make_setting(args, 0)
@@ -136,6 +137,7 @@ def trained_folder(manifest_change=None, manifest=True):
             earlier = copy.copy(args)
             vars(earlier).update(manifest_change or {})
             write_manifest(str(folder), earlier)
+        return folder
     return setup
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import run
-from bad_inputs import TOY, cases_of, prepare, tiny, toy_argv
+from bad_inputs import TOY, cases_of, prepare, tiny, toy_argv, trained_folder
 from cli import paths
 from cli.parser import parse_flags
 from cli.paths import make_setting
@@ -80,31 +80,20 @@ def test_checkpoint_folder_of_another_experiment(case, workdir, capsys, monkeypa
 
 # ---- what is accepted ------------------------------------------------------------------------------------
 
-def trained_folder(workdir, argv, **earlier_flags):
-    """The checkpoint folder of `argv` with a checkpoint and the manifest of a run with `earlier_flags`."""
-    args = parse_flags(argv)
-    folder = workdir / 'checkpoints' / make_setting(args, 0)
-    save_checkpoint(tiny(), str(folder / 'checkpoint.pth'))
-    earlier = parse_flags(argv)
-    vars(earlier).update(earlier_flags)
-    write_manifest(str(folder), earlier)
-    return folder
-
-
 @pytest.mark.parametrize('run_only', [dict(test_pred_len=48), dict(num_workers=0, itr=1, visualize=True),
                                       dict(test_max_batches=2, flash_attention=True)],
                          ids=['horizon', 'workers-plots', 'test-batches'])
 def test_retraining_with_the_same_model_and_data_flags_is_allowed(workdir, run_only):
     write_csv(workdir / 'toy.csv')
     argv = toy_argv(workdir)
-    trained_folder(workdir, argv)
+    trained_folder()(workdir, argv)
     assert vars(run.parse_args(toy_argv(workdir, **run_only))).items() >= run_only.items()
 
 
 def test_overwrite_checkpoint_replaces_a_folder_of_other_flags(workdir, capsys):
     write_csv(workdir / 'toy.csv')
     argv = toy_argv(workdir)
-    folder = trained_folder(workdir, argv, use_norm=True, seed=7)
+    folder = trained_folder(dict(use_norm=True, seed=7))(workdir, argv)
     old = torch.load(folder / 'checkpoint.pth', weights_only=True)
     run.main(argv + ['--overwrite_checkpoint'])
     assert sorted(os.listdir(folder)) == ['checkpoint.pth', 'manifest.json']
