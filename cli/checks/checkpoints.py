@@ -122,8 +122,9 @@ def identify(state, source):
             config = source.configure(key, source.flags)
         except ValueError:  # flags that family cannot be built from
             continue
-        for stochastic in (False, True) if family_trait(key, "can_be_stochastic") else (False,):
-            candidate = replace(config, stochastic=stochastic) if family_trait(key, "can_be_stochastic") else config
+        can_be_stochastic = family_trait(key, "can_be_stochastic")
+        for stochastic in (False, True) if can_be_stochastic else (False,):
+            candidate = replace(config, stochastic=stochastic) if can_be_stochastic else config
             expected = shapes_only_model(key, candidate).state_dict()
             if shapes == {k: tuple(v.shape) for k, v in expected.items()}:
                 return key, stochastic
