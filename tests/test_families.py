@@ -22,7 +22,6 @@ from layers.kv_cache import KVCache
 from models import model_from_flags
 from speculative import TargetOnlyDecoder
 from speculative.engine import check_one_call
-from speculative.speed_model import StepCosts
 from utils.checkpoint import save_checkpoint
 from utils.failures import UsageError
 from utils.records import SUMMARY_FILE, parse_summary
@@ -186,16 +185,6 @@ def test_one_call_draft_counts_one_call_per_round(mode):
     assert counters.draft_calls == draft.windows  # rows of the draft calls: one per sample and round
     assert counters.draft_calls < counters.attempted  # fewer calls than proposals: the point of one call
 
-
-def test_one_call_speed_model_pays_the_draft_call_once_per_round():
-    """c = 0.05 / 0.1 = 0.5 for the whole block: S(0.8, 3) = 2.952 / (0.5 + 1.2) = 1.736, not
-    2.952 / (1.5 + 1.2) = 1.093; step by step K = 2 is best (2.44 / 2.15 = 1.135 > 1.8 / 1.6 = 1.125)."""
-    verify = [0.1, 0.11, 0.115, 0.12]
-    one_call, stepwise = StepCosts.of(0.05, verify, one_call=True), StepCosts.of(0.05, verify)
-    expected = (1 + 0.8 + 0.64 + 0.512)
-    assert one_call.speedup(0.8, 3) == pytest.approx(expected / 1.7)
-    assert stepwise.speedup(0.8, 3) == pytest.approx(expected / 2.7)
-    assert one_call.speedup(0.8, 0) == 1.0 and one_call.best_k(0.8, 3) == 3 and stepwise.best_k(0.8, 3) == 2
 
 
 # ---- training on a real slice, distillation and speculative runs on ETTh1 ----------------------------------

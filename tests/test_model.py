@@ -237,13 +237,6 @@ def test_stochastic_denormalisation():
 
 # ---- validity checks ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize('d_model, n_heads, named', [(36, 8, ['36', '8']), (40, 4, ['10'])])
-def test_invalid_head_split_raises(d_model, n_heads, named):
-    with pytest.raises(ValueError) as error:
-        tiny(d_model=d_model, n_heads=n_heads)
-    assert all(value in str(error.value) for value in named), str(error.value)
-
-
 @pytest.mark.parametrize('key', VARIANTS)
 def test_length_not_multiple_of_patch_raises(key):
     with pytest.raises(ValueError, match=rf'\b{L + 1}\b.*\b{P}\b'):

@@ -13,10 +13,9 @@ from helpers import C, L, N_VALUES, P, CallSpy, PatchMap, contexts, decode, targ
 from speculative import SpecConfig, SpeculativeDecoder
 from speculative import speed_model
 from speculative.acceptance import lossless_acceptance_prob, sample_residual
-from speculative.counters import SpecCounters
 from speculative.debug_rows import DEBUG_COLUMNS
 from speculative.random_streams import sample_generators
-from speculative.speed_model import Repeat, StepCosts, predicted_speedup, speed_report
+from speculative.speed_model import StepCosts, predicted_speedup, speed_report
 from utils.records import (parse_summary, write_debug_csv, write_speculative_breakdown,
                            write_speculative_summary, write_standard_breakdown,
                            write_standard_summary)
@@ -137,18 +136,6 @@ def test_draft_stochastic_must_match_the_draft():
         decode(PatchMap(0), PatchMap(1, logvar=-1.0), contexts(2), 12)
 
 
-def test_speed_model_against_hand_computed_numbers():
-    """c = 0.02 / 0.1 = 0.2, v(1) = 1.2, v(2) = 1.5;
-    S(0.8, 1) = 1.8 / (0.2 + 1.2) = 1.2857, S(0.8, 2) = 2.44 / (0.4 + 1.5) = 1.2842."""
-    costs = StepCosts.of(draft_s=0.02, verify_s=[0.1, 0.12, 0.15])
-    assert costs.c == pytest.approx(0.2) and costs.v(1) == pytest.approx(1.2) and costs.v(2) == pytest.approx(1.5)
-    assert costs.speedup(0.8, 1) == pytest.approx(1.8 / 1.4) and costs.speedup(0.8, 2) == pytest.approx(2.44 / 1.9)
-    assert costs.speedup(0.8, 0) == 1.0 and costs.speedup(1.0, 2) == pytest.approx(3 / 1.9)
-    assert costs.best_k(0.8, 2) == 1          # 1.2857 > 1.2842
-    assert costs.best_k(0.95, 2) == 2         # 2.8525 / 1.9 = 1.501 > 1.95 / 1.4 = 1.393
-    assert costs.best_k(0.15, 2) == 0         # S(1) = 1.15 / 1.4 < 1: target-only
-    assert StepCosts.of(0.1, [0.1, 0.1]).best_k(0.99, 1) == 0  # a draft as slow as the target: 1.99 / 2 < 1
-
 
 def fixed_costs(c, k):
     """Step costs of a draft step c and a verify call as cheap as a target step for any K."""
@@ -176,17 +163,6 @@ def test_adaptive_falls_back_to_target_only_decoding(c, sigma):
     assert counters.draft_calls == draft.windows == 0 and counters.target_calls == 5 * 6
 
 
-def test_run_speedup_with_prefills_against_hand_computed_numbers():
-    """c = 0.01 / 0.1 = 0.1, v(1) = 1.2, v(2) = 1.5, prefills p_S = 3.5, p_T = 3.0. Two forecasts of
-    8 patches each in 2 plain steps and 4 verify calls with 2 proposals:
-    target-only 2·3 + 16 = 22; speculative 2·3.5 + 2·1 + 4·1.5 + 8 draft calls·0.1 = 15.8.
-    A one-call draft makes one call per proposing round: 4 calls, 15.4."""
-    seconds = dict(draft_s=0.01, verify_s=[0.1, 0.12, 0.15], prefill_s=0.35, target_prefill_s=0.3)
-    counts = dict(forecasts=2, patches_emitted=16, target_calls=6, verify_calls_by_k=[2, 0, 4])
-    stepwise = predicted_speedup(StepCosts.of(**seconds), SpecCounters(draft_calls=8, **counts))
-    one_call = predicted_speedup(StepCosts.of(one_call=True, **seconds), SpecCounters(draft_calls=4, **counts))
-    assert stepwise == pytest.approx(22 / 15.8) and one_call == pytest.approx(22 / 15.4)
-
 
 def test_run_speedup_of_a_decode_without_prefills_is_the_round_formula():
     """An identical draft (α = 1), K = 2, 12 patches: 4 rounds of 3 patches, so the run's prediction is
@@ -196,18 +172,6 @@ def test_run_speedup_of_a_decode_without_prefills_is_the_round_formula():
     assert counters.verify_calls_by_k == [0, 0, 3 * 4] and counters.draft_calls == 3 * 4 * 2
     assert predicted_speedup(StepCosts.of(0.1, [1.0, 1.2, 1.5]), counters) == pytest.approx(3 / 1.7)
 
-
-def test_costs_are_medians_of_per_repeat_ratios_with_their_range():
-    """Three repeats, the second under load (every call 2x slower) and one with a slow draft call:
-    c per repeat 0.1, 0.1, 0.3 -> median 0.1, range 0.1-0.3; v(1) 1.2, 1.2, 1.4 -> 1.2 (1.2-1.4)."""
-    costs = StepCosts()
-    for repeat in (Repeat(0.1, (1.0, 1.2), 4.0, 3.0), Repeat(0.2, (2.0, 2.4), 8.0, 6.0),
-                   Repeat(0.3, (1.0, 1.4), 4.0, 3.0)):
-        costs.add(repeat)
-    assert costs.c == pytest.approx(0.1) and costs.range["c"] == pytest.approx((0.1, 0.3))
-    assert costs.v(1) == pytest.approx(1.2) and costs.range["v(1)"] == pytest.approx((1.2, 1.4))
-    assert costs.median["prefill"] == pytest.approx(4.0) and costs.median["target_prefill"] == pytest.approx(3.0)
-    assert costs.problems == []
 
 
 class FakeClock:

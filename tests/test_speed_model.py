@@ -1,12 +1,14 @@
-"""The speed model's one prediction (speculative/speed_model.py): a round's S is the run formula on the
-round's expected counts, and a record reports the K that the rounds actually used."""
+"""The speed model (speculative/speed_model.py): step costs as medians of per-repeat ratios, its one prediction
+(a round's S is the run formula on the round's expected counts; a one-call draft pays one call per round), and
+the K a record reports."""
 import math
 
 import pytest
 
 from speculative.config import SpecConfig
 from speculative.counters import SpecCounters
-from speculative.speed_model import StepCosts, expected_round, predicted_speedup, reported_k, speed_report
+from speculative.speed_model import (Repeat, StepCosts, expected_round, predicted_speedup, reported_k,
+                                     speed_report)
 
 VERIFY_S = (0.1, 0.12, 0.15, 0.2)  # v(1..3) = 1.2, 1.5, 2.0 target steps
 
@@ -47,3 +49,47 @@ def test_adaptive_record_reports_the_k_its_rounds_used():
     assert report["predicted_speedup"] == pytest.approx(25 / 16.7)
     assert reported_k(SpecConfig(k=3), counters) == 3
     assert reported_k(SpecConfig(k=3, adaptive=True), SpecCounters(verify_calls_by_k=[5])) == 0
+
+
+def test_c_v_and_the_best_k_against_hand_computed_numbers():
+    """c = 0.02 / 0.1 = 0.2, v(1) = 1.2, v(2) = 1.5;
+    S(0.8, 1) = 1.8 / (0.2 + 1.2) = 1.2857, S(0.8, 2) = 2.44 / (0.4 + 1.5) = 1.2842."""
+    costs = StepCosts.of(draft_s=0.02, verify_s=[0.1, 0.12, 0.15])
+    assert costs.c == pytest.approx(0.2) and costs.v(1) == pytest.approx(1.2) and costs.v(2) == pytest.approx(1.5)
+    assert costs.best_k(0.8, 2) == 1          # 1.2857 > 1.2842
+    assert costs.best_k(0.95, 2) == 2         # 2.8525 / 1.9 = 1.501 > 1.95 / 1.4 = 1.393
+    assert costs.best_k(0.15, 2) == 0         # S(1) = 1.15 / 1.4 < 1: target-only
+    assert StepCosts.of(0.1, [0.1, 0.1]).best_k(0.99, 1) == 0  # a draft as slow as the target: 1.99 / 2 < 1
+
+
+def test_run_speedup_with_prefills_against_hand_computed_numbers():
+    """c = 0.01 / 0.1 = 0.1, v(1) = 1.2, v(2) = 1.5, prefills p_S = 3.5, p_T = 3.0. Two forecasts of
+    8 patches each in 2 plain steps and 4 verify calls with 2 proposals:
+    target-only 2·3 + 16 = 22; speculative 2·3.5 + 2·1 + 4·1.5 + 8 draft calls·0.1 = 15.8.
+    A one-call draft makes one call per proposing round: 4 calls, 15.4."""
+    seconds = dict(draft_s=0.01, verify_s=[0.1, 0.12, 0.15], prefill_s=0.35, target_prefill_s=0.3)
+    counts = dict(forecasts=2, patches_emitted=16, target_calls=6, verify_calls_by_k=[2, 0, 4])
+    stepwise = predicted_speedup(StepCosts.of(**seconds), SpecCounters(draft_calls=8, **counts))
+    one_call = predicted_speedup(StepCosts.of(one_call=True, **seconds), SpecCounters(draft_calls=4, **counts))
+    assert stepwise == pytest.approx(22 / 15.8) and one_call == pytest.approx(22 / 15.4)
+
+
+def test_costs_are_medians_of_per_repeat_ratios_with_their_range():
+    """Three repeats, the second under load (every call 2x slower) and one with a slow draft call:
+    c per repeat 0.1, 0.1, 0.3 -> median 0.1, range 0.1-0.3; v(1) 1.2, 1.2, 1.4 -> 1.2 (1.2-1.4)."""
+    costs = StepCosts()
+    for repeat in (Repeat(0.1, (1.0, 1.2), 4.0, 3.0), Repeat(0.2, (2.0, 2.4), 8.0, 6.0),
+                   Repeat(0.3, (1.0, 1.4), 4.0, 3.0)):
+        costs.add(repeat)
+    assert costs.c == pytest.approx(0.1) and costs.range["c"] == pytest.approx((0.1, 0.3))
+    assert costs.v(1) == pytest.approx(1.2) and costs.range["v(1)"] == pytest.approx((1.2, 1.4))
+    assert costs.median["prefill"] == pytest.approx(4.0) and costs.median["target_prefill"] == pytest.approx(3.0)
+    assert costs.problems == []
+
+
+def test_a_one_call_draft_makes_a_larger_k_pay():
+    """c = 0.05 / 0.1 = 0.5 for the whole block: S(0.8, 3) = 2.952 / (0.5 + 1.2) = 1.736, not
+    2.952 / (1.5 + 1.2) = 1.093; step by step K = 2 is best (2.44 / 2.15 = 1.135 > 1.8 / 1.6 = 1.125)."""
+    verify = [0.1, 0.11, 0.115, 0.12]
+    one_call, stepwise = StepCosts.of(0.05, verify, one_call=True), StepCosts.of(0.05, verify)
+    assert one_call.best_k(0.8, 3) == 3 and stepwise.best_k(0.8, 3) == 2
